@@ -1,0 +1,54 @@
+"""Engines: the model each agent process wraps. ``make_engine`` picks one by name."""
+
+from __future__ import annotations
+
+from agentsim.engines.base import (
+    ContextOverflow,
+    Engine,
+    EngineConfig,
+    EngineError,
+    EngineUnavailable,
+)
+
+ENGINE_NAMES = ("mlc", "mlc-llm", "openai", "llamacpp", "scripted", "replay")
+
+
+def make_engine(config: EngineConfig) -> Engine:
+    """Build the engine named by ``config.engine`` (imports lazily: heavy deps stay unloaded)."""
+    match config.engine:
+        case "scripted":
+            from agentsim.engines.scripted import ScriptedEngine
+
+            return ScriptedEngine(config)
+        case "replay":
+            from agentsim.engines.replay import ReplayEngine
+
+            return ReplayEngine(config)
+        case "mlc":
+            from agentsim.engines.mlc import MLCEngine
+
+            return MLCEngine(config)
+        case "mlc-llm":
+            from agentsim.engines.mlc_llm import OfficialMLCEngine
+
+            return OfficialMLCEngine(config)
+        case "openai":
+            from agentsim.engines.openai import OpenAIEngine
+
+            return OpenAIEngine(config)
+        case "llamacpp":
+            from agentsim.engines.llamacpp import LlamaCppEngine
+
+            return LlamaCppEngine(config)
+    raise EngineUnavailable(f"unknown engine {config.engine!r}; known: {', '.join(ENGINE_NAMES)}")
+
+
+__all__ = [
+    "ENGINE_NAMES",
+    "ContextOverflow",
+    "Engine",
+    "EngineConfig",
+    "EngineError",
+    "EngineUnavailable",
+    "make_engine",
+]
