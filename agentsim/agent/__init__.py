@@ -1,0 +1,1 @@
+"""Agent processes: the main loop and the process entry point."""

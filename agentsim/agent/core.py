@@ -1,0 +1,291 @@
+"""The agent main loop: hello → configure → load engine → ready → serve asks, beat, exit.
+
+Written against a ``Link`` (send/recv frames) so the same loop runs in an agent process over a
+DEALER socket and in-process over the simulated bus. The engine runs in a worker thread so
+heartbeats keep flowing while a model decodes; asks are served one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+import structlog
+import trio
+
+from agentsim import __version__
+from agentsim.chat import ChatMessage, ChatRequest
+from agentsim.engines import Engine, EngineConfig, make_engine
+from agentsim.engines.base import ContextOverflow, EngineError
+from agentsim.util import find_exception
+from agentsim.wire import (
+    RUNNER,
+    Ask,
+    Configure,
+    Envelope,
+    Error,
+    Heartbeat,
+    Hello,
+    MalformedFrame,
+    Outbox,
+    Peer,
+    Ready,
+    Reply,
+    Shutdown,
+    decode,
+    encode,
+)
+
+log = structlog.get_logger("agentsim.agent")
+
+DEFAULT_PEER_TEMPLATE = (
+    "Other agents answered this question as follows:\n{peers}\n"
+    "Consider their answers, then give your own final answer again."
+)
+
+
+class Link(Protocol):
+    async def send(self, frame: bytes) -> None: ...
+    async def recv(self) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class AgentExit(Exception):
+    """The agent stops; ``code`` becomes the process exit status."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+class Agent:
+    """One agent: its engine, its peer inbox, and the conversation with the broker."""
+
+    def __init__(
+        self,
+        link: Link,
+        name: str,
+        *,
+        run_id: str = "",
+        engine_factory: Callable[[EngineConfig], Engine] = make_engine,
+        pid: int | None = None,
+        configure_timeout_s: float = 60.0,
+        inline_engine: bool = False,
+    ) -> None:
+        self.link = link
+        self.name = name
+        self.outbox = Outbox(run_id, name)
+        self.engine_factory = engine_factory
+        self.pid = pid if pid is not None else os.getpid()
+        self.configure_timeout_s = configure_timeout_s
+        self.inline_engine = inline_engine
+        self.engine: Engine | None = None
+        self.heartbeat_s = 1.0
+        self.broker_timeout_s = 10.0
+        self.slow_factor = 1.0
+        self.inbox: dict[str, list[tuple[str, str, str]]] = {}
+        self.busy = False
+        self._last_from_runner = 0.0
+        self._asks_send, self._asks_recv = trio.open_memory_channel[Envelope](1000)
+        self._next_seq: dict[str, int] = {}
+
+    async def _send(self, dst: str, body: object, *, task_id: str = "", round: int = 0) -> None:
+        env = self.outbox.make(dst, body, task_id=task_id, round=round)  # type: ignore[arg-type]
+        await self.link.send(encode(env))
+
+    async def run(self) -> int:
+        """Serve until ``Shutdown`` or until the broker goes silent; returns an exit code."""
+        try:
+            await self._send(RUNNER, Hello(agent=self.name, pid=self.pid, host=socket.gethostname(), version=__version__))
+            config = await self._await_configure()
+            await self._load(config)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._beat)
+                nursery.start_soon(self._watch_broker)
+                nursery.start_soon(self._serve_asks)
+                await self._receive(nursery)
+        except BaseException as exc:
+            e = find_exception(exc, AgentExit)
+            if e is None:
+                raise
+            log.info("agent_exit", agent=self.name, code=e.code, reason=str(e))
+            return e.code
+        finally:
+            if self.engine is not None:
+                self.engine.close()
+        return 0
+
+    async def _await_configure(self) -> EngineConfig:
+        with trio.move_on_after(self.configure_timeout_s):
+            while True:
+                env = self._decode(await self.link.recv())
+                if env is None:
+                    continue
+                if env.src == RUNNER:
+                    self._next_seq[RUNNER] = env.seq + 1
+                match env.body:
+                    case Configure() as cfg:
+                        if not self.outbox.run_id:
+                            self.outbox.run_id = env.run_id
+                        self.heartbeat_s = cfg.heartbeat_s
+                        self.broker_timeout_s = cfg.broker_timeout_s
+                        self.slow_factor = cfg.slow_factor
+                        self._last_from_runner = trio.current_time()
+                        try:
+                            return msgspec.convert(cfg.engine, EngineConfig)
+                        except msgspec.ValidationError as e:
+                            await self._send(RUNNER, Error(kind="engine_error", detail=f"bad engine config: {e}"))
+                            raise AgentExit(2, "bad engine config") from e
+                    case Shutdown(reason=reason):
+                        raise AgentExit(0, f"shutdown before configure: {reason}")
+                    case _:
+                        continue
+        raise AgentExit(3, "no Configure from the runner")
+
+    async def _load(self, config: EngineConfig) -> None:
+        t0 = time.perf_counter()
+        try:
+            if self.inline_engine:
+                self.engine = self.engine_factory(config)
+                if hasattr(self.engine, "virtual"):
+                    self.engine.virtual = True
+            else:
+                self.engine = await trio.to_thread.run_sync(self.engine_factory, config)
+        except EngineError as e:
+            await self._send(RUNNER, Error(kind="engine_error", detail=str(e)))
+            raise AgentExit(4, f"engine failed to load: {e}") from e
+        info = self.engine.info()
+        load_s = time.perf_counter() - t0
+        await self._send(
+            RUNNER,
+            Ready(
+                agent=self.name,
+                pid=self.pid,
+                engine=info.engine,
+                model=info.model,
+                load_s=round(load_s, 4),
+                rss_bytes=rss_bytes(),
+                threads=info.threads,
+                context_length=info.context_length,
+                extra=dict(info.extra),
+            ),
+        )
+        log.info("agent_ready", agent=self.name, engine=info.engine, model=info.model, load_s=load_s)
+
+    def _decode(self, frame: bytes) -> Envelope | None:
+        try:
+            return decode(frame)
+        except MalformedFrame as e:
+            log.warning("malformed_frame", agent=self.name, reason=str(e))
+            return None
+
+    async def _receive(self, nursery: trio.Nursery) -> None:
+        while True:
+            frame = await self.link.recv()
+            env = self._decode(frame)
+            if env is None:
+                await self._send(RUNNER, Error(kind="malformed_message", detail=f"{self.name} got {len(frame)} undecodable bytes"))
+                continue
+            if env.src == RUNNER:
+                self._last_from_runner = trio.current_time()
+            await self._check_seq(env)
+            match env.body:
+                case Ask():
+                    self._asks_send.send_nowait(env)
+                case Peer(content=content):
+                    self.inbox.setdefault(env.task_id, []).append((env.src, env.msg_id, content))
+                case Shutdown(reason=reason):
+                    nursery.cancel_scope.cancel()
+                    raise AgentExit(0, f"shutdown: {reason}")
+                case _:
+                    pass
+
+    async def _check_seq(self, env: Envelope) -> None:
+        """Report gaps in the runner's sequence to us (a message the bus lost)."""
+        if env.src != RUNNER:
+            return
+        expected = self._next_seq.get(env.src, 1)
+        if env.seq > expected:
+            await self._send(
+                RUNNER,
+                Error(kind="message_lost", detail=f"{self.name} saw {env.src} seq jump {expected - 1} -> {env.seq} at {env.msg_id}"),
+                task_id=env.task_id,
+            )
+        self._next_seq[env.src] = max(expected, env.seq + 1)
+
+    async def _beat(self) -> None:
+        while True:
+            await self._send(RUNNER, Heartbeat(busy=self.busy))
+            await trio.sleep(self.heartbeat_s)
+
+    async def _watch_broker(self) -> None:
+        """Exit on our own when the runner has gone silent (no orphan agents)."""
+        while True:
+            await trio.sleep(self.heartbeat_s)
+            if trio.current_time() - self._last_from_runner > self.broker_timeout_s:
+                raise AgentExit(5, "broker silent")
+
+    async def _serve_asks(self) -> None:
+        async for env in self._asks_recv:
+            assert isinstance(env.body, Ask)
+            await self._answer(env, env.body)
+
+    def _with_peers(self, env: Envelope, ask: Ask) -> tuple[list[ChatMessage], list[str]]:
+        messages = list(ask.messages)
+        if not ask.peer_inbox:
+            return messages, []
+        peers = sorted(self.inbox.pop(env.task_id, []))  # arrival order is a race; names are not
+        if not peers:
+            return messages, []
+        lines = "\n".join(f"- {src}: {content}" for src, _, content in peers)
+        template = ask.peer_template or DEFAULT_PEER_TEMPLATE
+        messages.append(ChatMessage(role="user", content=template.replace("{peers}", lines)))
+        return messages, [mid for _, mid, _ in peers]
+
+    async def _answer(self, env: Envelope, ask: Ask) -> None:
+        assert self.engine is not None
+        engine = self.engine
+        messages, peers_seen = self._with_peers(env, ask)
+        request = ChatRequest(
+            messages=messages, sampling=ask.sampling, tools=ask.tools, response_schema=ask.response_schema
+        )
+        self.busy = True
+        try:
+            t0 = trio.current_time()
+            if self.inline_engine:
+                completion = engine.chat(request)
+                await trio.sleep(float(getattr(engine, "last_latency", 0.0)))
+            else:
+                completion = await trio.to_thread.run_sync(engine.chat, request, abandon_on_cancel=True)
+            if self.slow_factor > 1:  # an injected ``slow`` fault: stretch the engine's time
+                await trio.sleep((self.slow_factor - 1) * (trio.current_time() - t0))
+        except ContextOverflow as e:
+            await self._send(RUNNER, Error(kind="context_overflow", detail=str(e), in_reply_to=env.msg_id), task_id=env.task_id, round=env.round)
+            return
+        except Exception as e:  # an engine bug must not take the agent down
+            log.warning("engine_failed", agent=self.name, error=repr(e)[:300])
+            await self._send(RUNNER, Error(kind="engine_error", detail=repr(e)[:500], in_reply_to=env.msg_id), task_id=env.task_id, round=env.round)
+            return
+        finally:
+            self.busy = False
+        for peer in ask.share_with:
+            if peer != self.name:
+                await self._send(peer, Peer(content=completion.text), task_id=env.task_id, round=env.round)
+        await self._send(
+            RUNNER,
+            Reply(in_reply_to=env.msg_id, completion=completion, peers_seen=peers_seen),
+            task_id=env.task_id,
+            round=env.round,
+        )

@@ -1,0 +1,92 @@
+"""ZeroMQ transports: the runner's ROUTER and an agent's DEALER, on trio."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+
+import zmq
+
+from agentsim.bus.broker import Undeliverable
+from agentsim.bus.zsock import TrioSocket
+
+_HWM = 100_000
+
+
+def default_endpoint(transport: str, bind: str = "") -> tuple[str, str | None]:
+    """Where the runner binds: ``ipc://`` in a private temp dir, or loopback TCP.
+
+    Returns the endpoint and the directory to remove at the end (for ipc).
+    """
+    if bind:
+        return bind, None
+    if transport == "tcp":
+        return "tcp://127.0.0.1:*", None
+    d = tempfile.mkdtemp(prefix="agentsim-")
+    os.chmod(d, 0o700)
+    return f"ipc://{d}/bus", d
+
+
+class RouterTransport:
+    """The runner's ROUTER socket; identities are agent names."""
+
+    def __init__(self, endpoint: str, *, context: zmq.Context[zmq.Socket[bytes]] | None = None):
+        self.ctx = context or zmq.Context.instance()
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.SNDHWM, _HWM)
+        sock.setsockopt(zmq.RCVHWM, _HWM)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(endpoint)
+        self.endpoint: str = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.sock = TrioSocket(sock)
+
+    async def recv(self) -> tuple[bytes, bytes]:
+        frames = await self.sock.recv_multipart()
+        if len(frames) != 2:
+            return (frames[0] if frames else b"?"), b""
+        return frames[0], frames[1]
+
+    def send_nowait(self, identity: bytes, frame: bytes) -> bool:
+        try:
+            return self.sock.send_nowait([identity, frame])
+        except zmq.ZMQError as e:
+            if e.errno == errno.EHOSTUNREACH:
+                raise Undeliverable(identity.decode()) from e
+            raise
+
+    async def send(self, identity: bytes, frame: bytes) -> None:
+        try:
+            await self.sock.send_multipart([identity, frame])
+        except zmq.ZMQError as e:
+            if e.errno == errno.EHOSTUNREACH:
+                raise Undeliverable(identity.decode()) from e
+            raise
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class DealerLink:
+    """An agent's DEALER socket with IDENTITY = its name."""
+
+    def __init__(self, endpoint: str, name: str) -> None:
+        self.ctx = zmq.Context.instance()
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, name.encode())
+        sock.setsockopt(zmq.SNDHWM, _HWM)
+        sock.setsockopt(zmq.RCVHWM, _HWM)
+        sock.setsockopt(zmq.LINGER, 2000)
+        sock.connect(endpoint)
+        self.sock = TrioSocket(sock)
+
+    async def send(self, frame: bytes) -> None:
+        await self.sock.send_multipart([frame])
+
+    async def recv(self) -> bytes:
+        frames = await self.sock.recv_multipart()
+        return frames[-1] if frames else b""
+
+    def close(self) -> None:
+        self.sock.close(linger=500)

@@ -1,0 +1,170 @@
+"""The ``scripted`` engine: deterministic, programmable behaviour with no model.
+
+For protocol research at scale and for tests. Options (``[agents.X.options]``):
+
+- ``table``: ``"gsm8k"`` or a ``.jsonl`` path; questions found in the prompt are answered from
+  its gold answers (``{gold}`` in replies).
+- ``error_rate``: probability of a wrong answer (gold + a seeded offset).
+- ``malformed_rate``: probability of a reply with no answer in it.
+- ``conformity``: probability of adopting the most common peer answer when the prompt holds
+  peer answers (debate dynamics).
+- ``script``: replies by turn (the number of assistant messages already in the conversation);
+  the last entry repeats. ``{gold}`` is substituted.
+- ``rules``: ``[{match = "regex", reply = "text"}]`` tried in order on the last user message.
+- ``reply``: the fallback reply (default ``"The answer is {gold}."``).
+- ``latency_s`` (fixed) or ``latency = {dist = "uniform"|"lognormal", ...}``; ``slow``: a factor.
+- ``crash_after``: exit the process abruptly on the N-th request (a crash to study).
+
+Every draw comes from a ``random.Random`` seeded by (agent seed, prompt, turn), so a request
+gets the same completion whatever the order in which requests arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from agentsim.chat import ChatRequest, Completion, EngineInfo, Timings, Usage
+from agentsim.engines.base import EngineConfig, EngineUnavailable
+
+_NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_PEER_LINE = re.compile(r"^- [^:]+: (.*)$", re.MULTILINE)
+
+
+class SimulatedCrash(BaseException):
+    """An in-process agent "dies" (the simulated bus's stand-in for a process exit)."""
+
+
+def _load_table(spec: str) -> dict[str, str]:
+    from agentsim.tasks import load_suite
+
+    try:
+        tasks, _ = load_suite(spec, base_dir=Path.cwd())
+    except (OSError, ValueError) as e:
+        raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: {e}") from e
+    return {t.question.strip(): t.answer for t in tasks}
+
+
+class ScriptedEngine:
+    """Answers by rule, script or gold table; see the module docstring for options."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        t0 = time.perf_counter()
+        self.config = config
+        o = config.options
+        self.table = _load_table(str(o["table"])) if "table" in o else {}
+        self.error_rate = float(o.get("error_rate", 0.0))
+        self.malformed_rate = float(o.get("malformed_rate", 0.0))
+        self.conformity = float(o.get("conformity", 0.0))
+        self.script = [str(s) for s in o.get("script", [])]
+        self.rules = [(re.compile(str(r["match"])), str(r["reply"])) for r in o.get("rules", [])]
+        self.reply = str(o.get("reply", "The answer is {gold}."))
+        self.latency: Any = o.get("latency", o.get("latency_s", 0.0))
+        self.slow = float(o.get("slow", 1.0))
+        self.crash_after = int(o.get("crash_after", 0))
+        self.calls = 0
+        self.virtual = False  # in simulation the agent sleeps ``last_latency`` on trio's clock
+        self.last_latency = 0.0
+        self._load_s = time.perf_counter() - t0
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(engine="scripted", model=self.config.model or "scripted", load_s=self._load_s)
+
+    def close(self) -> None:
+        pass
+
+    def _rng(self, request: ChatRequest, turn: int) -> random.Random:
+        text = "\x1f".join(m.content or "" for m in request.messages)
+        h = hashlib.blake2b(f"{self.config.seed}\x1e{turn}\x1e{text}".encode(), digest_size=8)
+        return random.Random(int.from_bytes(h.digest(), "little"))
+
+    def _gold(self, request: ChatRequest) -> str:
+        for m in request.messages:
+            if m.role == "user" and m.content:
+                found = self._questions(m.content)
+                if found:
+                    return found[0][1]
+        return ""
+
+    def _questions(self, content: str) -> list[tuple[str, str]]:
+        key = content.strip()
+        if key in self.table:
+            return [(key, self.table[key])]
+        return [(q, g) for q, g in self.table.items() if q in content][:1]
+
+    def _sleep(self, rng: random.Random) -> None:
+        lat = self.latency
+        seconds = 0.0
+        if isinstance(lat, int | float):
+            seconds = float(lat)
+        elif isinstance(lat, dict):
+            dist = lat.get("dist", "fixed")
+            if dist == "uniform":
+                seconds = rng.uniform(float(lat.get("low", 0.0)), float(lat.get("high", 0.0)))
+            elif dist == "lognormal":
+                seconds = rng.lognormvariate(float(lat.get("mu", -3.0)), float(lat.get("sigma", 0.5)))
+            else:
+                seconds = float(lat.get("value", 0.0))
+        self.last_latency = seconds * self.slow
+        if seconds > 0 and not self.virtual:
+            time.sleep(self.last_latency)
+
+    def chat(self, request: ChatRequest) -> Completion:
+        self.calls += 1
+        if self.crash_after and self.calls >= self.crash_after:
+            if self.virtual:
+                raise SimulatedCrash(f"{self.config.model} crashed on request {self.calls}")
+            os._exit(17)
+        t0 = time.perf_counter()
+        turn = sum(1 for m in request.messages if m.role == "assistant")
+        rng = self._rng(request, turn)
+        gold = self._gold(request)
+        text = self._compose(request, rng, turn, gold)
+        self._sleep(rng)
+        text = text[: max(1, request.sampling.max_tokens * 8)]
+        prompt_tokens = sum(len((m.content or "").split()) for m in request.messages)
+        completion_tokens = max(1, len(text.split()))
+        elapsed = time.perf_counter() - t0
+        return Completion(
+            text=text,
+            finish_reason="stop",
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+            timings=Timings(prefill_s=0.0, decode_s=elapsed),
+            seed=request.sampling.seed,
+        )
+
+    def _compose(self, request: ChatRequest, rng: random.Random, turn: int, gold: str) -> str:
+        last_user = next((m.content or "" for m in reversed(request.messages) if m.role == "user"), "")
+        if self.script:
+            return self.script[min(turn, len(self.script) - 1)].replace("{gold}", gold)
+        for pattern, reply in self.rules:
+            if pattern.search(last_user):
+                return reply.replace("{gold}", gold)
+        if rng.random() < self.malformed_rate:
+            return rng.choice(["I am not sure.", "Let me think about it...", "{\"answer\": "])
+        peers = _PEER_LINE.findall(last_user)
+        if peers and rng.random() < self.conformity:
+            numbers = [m[-1] for m in (_NUM.findall(p) for p in peers) if m]
+            if numbers:
+                majority = Counter(numbers).most_common(1)[0][0]
+                return f"After reading the others, the answer is {majority}."
+        answer = gold
+        if gold and rng.random() < self.error_rate:
+            answer = _wrong(gold, rng)
+        return self.reply.replace("{gold}", answer or "unknown")
+
+
+def _wrong(gold: str, rng: random.Random) -> str:
+    try:
+        value = float(gold.replace(",", ""))
+    except ValueError:
+        return gold + "?"
+    offset = rng.choice([-3, -2, -1, 1, 2, 3, 10])
+    wrong = value + offset
+    return str(int(wrong)) if wrong.is_integer() else str(wrong)

@@ -1,0 +1,47 @@
+"""Collaboration protocols. ``load_protocol`` resolves a built-in name or ``path.py:Class``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from agentsim.protocols.base import BaseProtocol
+
+PROTOCOLS: dict[str, str] = {
+    "solo": "agentsim.protocols.solo:Solo",
+    "vote": "agentsim.protocols.vote:Vote",
+    "debate": "agentsim.protocols.debate:Debate",
+}
+
+
+class ProtocolLoadError(ValueError):
+    pass
+
+
+def load_protocol_class(kind: str, base_dir: Path | None = None) -> type[BaseProtocol]:
+    """A built-in protocol by name, or a user's class as ``file.py:Class`` / ``pkg.mod:Class``."""
+    target = PROTOCOLS.get(kind, kind)
+    module_name, _, cls_name = target.partition(":")
+    if not cls_name:
+        raise ProtocolLoadError(f"protocol.kind must be a built-in name or 'module:Class', got {kind!r}")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_absolute() and base_dir is not None and not path.exists():
+            path = base_dir / path
+        spec = importlib.util.spec_from_file_location(f"agentsim_user_{path.stem}", path)
+        if spec is None or spec.loader is None or not path.exists():
+            raise ProtocolLoadError(f"protocol.kind names a missing file {module_name!r}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ProtocolLoadError(f"protocol.kind module {module_name!r} cannot be imported: {e}") from e
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseProtocol)):
+        raise ProtocolLoadError(f"protocol.kind {kind!r} is not a BaseProtocol subclass")
+    return cls

@@ -1,0 +1,51 @@
+"""``vote``: N agents answer independently; the majority answer wins (self-consistency)."""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+from agentsim.protocols.base import BaseProtocol, Outcome, TaskDriver
+from agentsim.protocols.common import extracted_answers, majority, user_prompt
+from agentsim.tasks.base import Task
+
+
+class Vote(BaseProtocol):
+    name = "vote"
+    termination = "after one round of independent answers"
+    final_answer = "the most common extracted answer; ties go to the earliest agent"
+
+    class Phase(enum.Enum):
+        START = "start"
+        ASK = "ask"
+        TALLY = "tally"
+        DONE = "done"
+
+    ALLOWED: ClassVar = {
+        "start": frozenset({"ask"}),
+        "ask": frozenset({"tally"}),
+        "tally": frozenset({"done"}),
+    }
+
+    async def run_task(self, task: Task, driver: TaskDriver) -> Outcome:
+        agents = driver.agents
+        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.ASK, agents=agents)
+        prompt = user_prompt(task, str(self.spec.options.get("prompt", "")))
+        results = await driver.ask_all({a: self.base_messages(driver, a, prompt) for a in agents})
+        phase = self.enter(driver, phase, self.Phase.TALLY)
+        answers = extracted_answers(driver, results)
+        for agent, res in results.items():
+            if res.ok and agent not in answers:
+                driver.fail("no_final_answer", agents=[agent], evidence=[res.msg_id], detail="reply holds no answer")
+        winner, count = majority(answers, agents)
+        self.enter(driver, phase, self.Phase.DONE, answers=answers, winner=winner)
+        if not winner:
+            return Outcome(answer="", final=False, extra={"answers": answers})
+        if count * 2 <= len(answers):
+            driver.fail(
+                "no_consensus",
+                agents=sorted(answers),
+                evidence=[results[a].msg_id for a in sorted(answers)],
+                detail=f"top answer {winner!r} has {count} of {len(answers)} votes",
+            )
+        return Outcome(answer=f"Final Answer: {winner}", extra={"answers": answers, "votes": count})

@@ -1,0 +1,1 @@
+"""Summaries and reports, computed from the journal alone."""

@@ -1,0 +1,100 @@
+"""The run folder: ``runs/<scenario>-<timestamp>/`` and everything written into it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from agentsim.journal import Journal, read_journal
+from agentsim.report.markdown import render_markdown
+from agentsim.report.summary import summarize
+
+_enc = msgspec.json.Encoder()
+
+
+def _version(pkg: str) -> str:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(seed: int, argv: list[str]) -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "host": socket.gethostname(),
+        "cpus": os.cpu_count(),
+        "seed": seed,
+        "argv": argv,
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": {
+            p: _version(p)
+            for p in ("agentsim", "trio", "pyzmq", "msgspec", "structlog", "numpy", "apache-tvm", "tokenizers")
+        },
+    }
+
+
+class RunFolder:
+    """Creates the folder and writes ``scenario.toml``, ``env.json``, results and summaries."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.path = path
+        self.run_id = run_id
+
+    @classmethod
+    def create(cls, out: Path, name: str, scenario_text: str, *, seed: int, argv: list[str]) -> RunFolder:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = out / f"{name}-{stamp}"
+        path = base
+        n = 1
+        while True:
+            try:
+                path.mkdir(parents=True)
+                break
+            except FileExistsError:
+                n += 1
+                path = Path(f"{base}-{n}")
+        folder = cls(path, path.name)
+        (path / "scenario.toml").write_text(scenario_text, encoding="utf-8")
+        (path / "env.json").write_text(json.dumps(environment(seed, argv), indent=2) + "\n", encoding="utf-8")
+        (path / "results.jsonl").touch()
+        return folder
+
+    def append_result(self, result: dict[str, Any]) -> None:
+        with open(self.path / "results.jsonl", "ab") as fh:
+            fh.write(_enc.encode(result) + b"\n")
+
+    def log_tail(self, agent: str, lines: int = 5) -> str:
+        log = self.path / "logs" / f"{agent}.log"
+        try:
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return ("; last log lines: " + " | ".join(t.strip()[:200] for t in tail)) if tail else ""
+
+    def finish(self, journal: Journal, *, partial: bool) -> dict[str, Any]:
+        """Close the journal and write ``summary.json`` and ``report.md`` from it."""
+        journal.write("run_end", completed=not partial)
+        journal.close()
+        return write_reports(self.path)
+
+
+def write_reports(path: Path) -> dict[str, Any]:
+    """(Re)build summary.json and report.md from ``journal.jsonl`` alone."""
+    records = list(read_journal(path / "journal.jsonl"))
+    summary = summarize(records)
+    results = [r for r in records if r.get("event") == "task_result"]
+    (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (path / "report.md").write_text(render_markdown(summary, results), encoding="utf-8")
+    return summary

@@ -1,0 +1,552 @@
+"""The runner: owns a run from scenario to run folder.
+
+It starts the broker, launches one agent per ``[agents.X]``, waits for every ``Ready``, feeds
+tasks to the protocol, scores answers, writes ``results.jsonl`` and the journal, and shuts
+everything down — also on Ctrl-C, on a crash and on a timeout. No agent process outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+import trio
+
+from agentsim.bus.broker import Broker, Transport
+from agentsim.bus.faults import FaultLayer
+from agentsim.bus.faults_seeded import SeededFaults
+from agentsim.chat import ChatMessage, Sampling
+from agentsim.failures import Failure
+from agentsim.journal import Journal
+from agentsim.launch import AgentHandle, Launcher
+from agentsim.protocols import load_protocol_class
+from agentsim.protocols.base import AskResult, BaseProtocol, BudgetExhausted, Outcome
+from agentsim.rundir import RunFolder
+from agentsim.scenario import Scenario
+from agentsim.tasks.base import Score, Scorer, Task
+from agentsim.wire import (
+    RUNNER,
+    Ask,
+    Configure,
+    Envelope,
+    Error,
+    Heartbeat,
+    Hello,
+    Outbox,
+    Ready,
+    Reply,
+    Shutdown,
+)
+
+log = structlog.get_logger("agentsim.runner")
+
+ProgressHook = Callable[[dict[str, Any]], None]
+
+
+class RunError(Exception):
+    """The run could not complete (exit 1): an agent never became ready, for instance."""
+
+
+class _Pending:
+    __slots__ = ("agent", "done", "error", "reply", "t0")
+
+    def __init__(self, agent: str, t0: float) -> None:
+        self.agent = agent
+        self.t0 = t0
+        self.done = trio.Event()
+        self.reply: Envelope | None = None
+        self.error: tuple[str, str] | None = None
+
+
+class AgentState:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.handle: AgentHandle | None = None
+        self.hello: Hello | None = None
+        self.ready: Ready | None = None
+        self.ready_event = trio.Event()
+        self.alive = True
+        self.exit_code: int | None = None
+        self.unresponsive = False
+        self.fault_ids: list[str] = []
+
+
+class Runner:
+    """One run of one scenario."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        folder: RunFolder,
+        *,
+        transport: Transport,
+        endpoint: str,
+        launcher: Launcher,
+        base_dir: Path,
+        tasks: list[Task],
+        scorer: Scorer,
+        faults: FaultLayer | None = None,
+        progress: ProgressHook | None = None,
+        cleanup_dir: str | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.folder = folder
+        self.run_id = folder.run_id
+        self.journal = Journal(folder.path / "journal.jsonl")
+        self.transport = transport
+        self.endpoint = endpoint
+        self.launcher = launcher
+        self.base_dir = base_dir
+        self.progress = progress
+        self.tasks = tasks
+        self.scorer = scorer
+        self.cleanup_dir = cleanup_dir
+        self.outbox = Outbox(self.run_id, RUNNER, per_dst=True)
+        self.seeded = faults if isinstance(faults, SeededFaults) else None
+        self.broker = Broker(
+            transport, self.journal, on_message=self._on_message, on_failure=self.record, faults=faults
+        )
+        self.agents = {name: AgentState(name) for name in scenario.agents}
+        self.pending: dict[str, _Pending] = {}
+        self.answered: set[str] = set()
+        self.failures: list[Failure] = []
+        self.results: list[dict[str, Any]] = []
+        self.shutting_down = False
+        self.completed = False
+        self._task_failures: dict[str, list[Failure]] = {}
+        self._crash_noted: set[tuple[str, str]] = set()
+        self._fault_seq = 0
+        self._protocol_cls: type[BaseProtocol] = load_protocol_class(scenario.protocol.kind, base_dir)
+
+    # ----- failures -------------------------------------------------------------------------
+    def record(self, failure: Failure) -> None:
+        if not failure.at:
+            failure = msgspec.structs.replace(failure, at=self.journal.now())
+        self.failures.append(failure)
+        self._task_failures.setdefault(failure.task_id, []).append(failure)
+        self.journal.failure(failure)
+        log.info("failure", kind=failure.kind, task_id=failure.task_id, agents=failure.agents, detail=failure.detail)
+
+    # ----- messages from the broker ---------------------------------------------------------
+    def _on_message(self, env: Envelope) -> None:
+        state = self.agents.get(env.src)
+        match env.body:
+            case Hello() as hello:
+                if state is None:
+                    self.journal.write("agent_refused", agent=env.src, reason="not declared in the scenario")
+                    self.broker.post(self.outbox.make(env.src, Shutdown(reason="unknown agent")))
+                    return
+                state.hello = hello
+                self.broker.agents.add(env.src)
+                self.journal.write("agent_hello", agent=env.src, pid=hello.pid, host=hello.host)
+                self._configure(env.src)
+            case Ready() as ready:
+                if state is not None:
+                    state.ready = ready
+                    self.journal.write("agent_ready", **msgspec.to_builtins(ready))
+                    state.ready_event.set()
+            case Reply(in_reply_to=ref):
+                pending = self.pending.get(ref)
+                if ref in self.answered:
+                    self.record(
+                        Failure(kind="duplicate_delivery", task_id=env.task_id, agents=[env.src],
+                                round=env.round, evidence=[env.msg_id, ref],
+                                detail=f"second reply to {ref} ignored")
+                    )
+                elif pending is not None:
+                    self.answered.add(ref)
+                    pending.reply = env
+                    pending.done.set()
+                else:
+                    self.journal.write("late_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src)
+            case Error(kind=kind, detail=detail, in_reply_to=ref):
+                pending = self.pending.get(ref) if ref else None
+                if pending is not None and ref not in self.answered:
+                    self.answered.add(ref)
+                    pending.error = (kind, detail)
+                    pending.done.set()
+                elif kind == "engine_error" and state is not None and state.ready is None:
+                    self.journal.write("agent_load_failed", agent=env.src, detail=detail)
+                    state.alive = False
+                    state.ready_event.set()
+                else:
+                    kind = kind if kind in _KNOWN else "engine_error"
+                    self.record(Failure(kind=kind, task_id=env.task_id, agents=[env.src],
+                                        evidence=[env.msg_id], detail=detail[:300]))
+            case _:
+                pass
+
+    def _configure(self, name: str) -> None:
+        cfg = self.scenario.engine_config(name, seed=self._agent_seed(name))
+        if cfg.threads == 0 and cfg.engine in ("mlc", "llamacpp"):
+            cfg = msgspec.structs.replace(cfg, threads=self._threads_for(name))
+        slow = [x.factor for x in self.seeded.spec.slow if x.agent == name] if self.seeded else []
+        if slow:
+            fid = self.seeded_event("slow", name, factor=slow[0])
+            self.agents[name].fault_ids.append(fid)
+        body = Configure(
+            engine=msgspec.to_builtins(cfg),
+            slow_factor=slow[0] if slow else 1.0,
+            heartbeat_s=self.scenario.run.heartbeat_s,
+            broker_timeout_s=self.scenario.run.heartbeat_s * self.scenario.run.heartbeat_misses,
+        )
+        self.broker.post(self.outbox.make(name, body))
+
+    def _agent_seed(self, name: str) -> int:
+        return (self.scenario.run.seed * 1_000_003 + list(self.scenario.agents).index(name)) % (2**31)
+
+    def _threads_for(self, name: str) -> int:
+        heavy = [a for a, s in self.scenario.agents.items() if s.engine in ("mlc", "llamacpp") and not s.remote]
+        return max(1, (os.cpu_count() or 1) // max(1, len(heavy)))
+
+    # ----- lifecycle ------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        """Run every task; always leaves a journal, results and a (maybe partial) summary."""
+        self.journal.write("run_start", run_id=self.run_id, scenario=self.scenario.run.name,
+                           seed=self.scenario.run.seed, endpoint=self.endpoint,
+                           protocol=self.scenario.protocol.kind, agents=list(self.agents))
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.broker.serve)
+                nursery.start_soon(self._beat)
+                await self._launch_all(nursery)
+                await self._await_ready()
+                nursery.start_soon(self._liveness)
+                if self.seeded is not None:
+                    self.seeded.start_clock()
+                    nursery.start_soon(self._process_faults, nursery)
+                await self._run_tasks()
+                self.completed = True
+                await self._shutdown_agents()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._stop_everything()
+            summary = self.folder.finish(self.journal, partial=not self.completed)
+        return summary
+
+    async def _launch_all(self, nursery: trio.Nursery) -> None:
+        for name, spec in self.scenario.agents.items():
+            if spec.remote:
+                self.journal.write("agent_expected", agent=name)
+                continue
+            threads = spec.threads or self._threads_for(name)
+            handle = await self.launcher.start(name, self.endpoint, self.run_id, threads=threads, nursery=nursery)
+            self.agents[name].handle = handle
+            self.journal.write("agent_spawned", agent=name, pid=handle.pid)
+            nursery.start_soon(self._watch_exit, self.agents[name])
+
+    async def _watch_exit(self, state: AgentState) -> None:
+        assert state.handle is not None
+        code = await state.handle.wait()
+        state.exit_code = code
+        was_alive = state.alive
+        state.alive = False
+        self.journal.write("agent_exit", agent=state.name, code=code)
+        if not state.ready_event.is_set():
+            state.ready_event.set()
+        if self.shutting_down or not was_alive:
+            return
+        self.record(Failure(kind="agent_crash", agents=[state.name], evidence=list(state.fault_ids),
+                            detail=f"{state.name} (pid {state.handle.pid}) exited with code {code}"))
+        self._fail_pending(state.name, "agent_crash", f"{state.name} exited with code {code}")
+
+    def _fail_pending(self, agent: str, kind: str, detail: str) -> None:
+        for ref, pending in list(self.pending.items()):
+            if pending.agent == agent and not pending.done.is_set():
+                self.answered.add(ref)
+                pending.error = (kind, detail)
+                pending.done.set()
+
+    async def _await_ready(self) -> None:
+        timeout = self.scenario.run.ready_timeout_s
+        with trio.move_on_after(timeout) as scope:
+            for state in self.agents.values():
+                await state.ready_event.wait()
+        missing = [s.name for s in self.agents.values() if s.ready is None]
+        if missing:
+            why = "timed out" if scope.cancelled_caught else "exited or failed to load"
+            tail = self.folder.log_tail(missing[0])
+            raise RunError(f"agent {missing[0]} never became ready ({why} after {timeout:g}s limit){tail}")
+        self.journal.write("all_ready", agents=len(self.agents))
+
+    async def _beat(self) -> None:
+        while True:
+            for name in sorted(self.broker.agents):
+                if self.agents.get(name) is not None and self.agents[name].alive:
+                    self.broker.post(self.outbox.make(name, Heartbeat()))
+            await trio.sleep(self.scenario.run.heartbeat_s)
+
+    async def _liveness(self) -> None:
+        limit = self.scenario.run.heartbeat_s * self.scenario.run.heartbeat_misses
+        while True:
+            await trio.sleep(self.scenario.run.heartbeat_s)
+            now = trio.current_time()
+            for state in self.agents.values():
+                if not state.alive or state.ready is None:
+                    continue
+                silent = now - self.broker.last_seen.get(state.name, now)
+                if silent > limit and not state.unresponsive:
+                    state.unresponsive = True
+                    self.record(Failure(kind="agent_unresponsive", agents=[state.name],
+                                        evidence=list(state.fault_ids), detail=f"no heartbeat from {state.name} for {silent:.1f}s"))
+                    if state.handle is None:  # remote: nothing else will tell us it is gone
+                        state.alive = False
+                        self._fail_pending(state.name, "agent_unresponsive", "heartbeats stopped")
+                elif silent <= limit:
+                    state.unresponsive = False
+
+    async def _process_faults(self, nursery: trio.Nursery) -> None:
+        """Kill, pause and slow agents as ``[faults]`` says, journaling each injection."""
+        assert self.seeded is not None
+        spec = self.seeded.spec
+        t0 = trio.current_time()
+
+        async def at(when: float) -> None:
+            await trio.sleep_until(t0 + when)
+
+        async def kill(agent: str, when: float, after: int) -> None:
+            if after:
+                while self.broker.per_agent.get(agent, 0) < after:
+                    await trio.sleep(0.01)
+            else:
+                await at(when)
+            state = self.agents[agent]
+            if state.handle is None or not state.alive:
+                return
+            fid = self.seeded_event("kill", agent, after_messages=after, at_s=when)
+            state.fault_ids.append(fid)
+            state.handle.kill()
+
+        async def pause(agent: str, when: float, duration: float) -> None:
+            await at(when)
+            state = self.agents[agent]
+            if state.handle is None or not state.alive:
+                return
+            fid = self.seeded_event("pause", agent, duration_s=duration)
+            state.fault_ids.append(fid)
+            state.handle.pause()
+            await trio.sleep(duration)
+            state.handle.resume()
+            self.journal.write("fault_end", fault_id=fid, kind="pause", agent=agent)
+
+        for k in spec.kill:
+            nursery.start_soon(kill, k.agent, k.at_s, k.after_messages)
+        for p in spec.pause:
+            nursery.start_soon(pause, p.agent, p.at_s, p.duration_s)
+
+    def seeded_event(self, kind: str, agent: str, **extra: Any) -> str:
+        self._fault_seq += 1
+        fid = f"pfault-{self._fault_seq}"
+        self.journal.write("fault", fault_id=fid, kind=kind, agent=agent, **extra)
+        return fid
+
+    async def _shutdown_agents(self) -> None:
+        self.shutting_down = True
+        for state in self.agents.values():
+            if state.alive:
+                self.broker.post(self.outbox.make(state.name, Shutdown(reason="run complete")))
+        with trio.move_on_after(self.scenario.run.shutdown_timeout_s):
+            for state in self.agents.values():
+                if state.handle is not None:
+                    while state.handle.poll() is None:
+                        await trio.sleep(0.02)
+
+    def _stop_everything(self) -> None:
+        """Synchronous last resort (also on Ctrl-C): no child process survives the runner."""
+        self.shutting_down = True
+        handles = [s.handle for s in self.agents.values() if s.handle is not None]
+        for h in handles:
+            if h.poll() is None:
+                h.terminate()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and any(h.poll() is None for h in handles):
+            time.sleep(0.02)
+        for h in handles:
+            if h.poll() is None:
+                h.kill()
+        for h in handles:
+            if h.poll() is None:
+                time.sleep(0.05)
+        self.transport.close()
+        if self.cleanup_dir:
+            shutil.rmtree(self.cleanup_dir, ignore_errors=True)
+
+    # ----- tasks ----------------------------------------------------------------------------
+    async def _run_tasks(self) -> None:
+        tasks, scorer = self.tasks, self.scorer
+        protocol = self._protocol_cls(self.scenario)
+        self.journal.write("tasks_loaded", count=len(tasks), suite=self.scenario.tasks.suite)
+        for index, task in enumerate(tasks):
+            result = await self._run_one(protocol, task, scorer)
+            self.results.append(result)
+            self.folder.append_result(result)
+            self.journal.write("task_result", **result)
+            self.journal.sync()
+            if self.progress is not None:
+                self.progress({"done": index + 1, "total": len(tasks), "result": result, "failures": self.failures})
+
+    async def _run_one(self, protocol: BaseProtocol, task: Task, scorer: Scorer) -> dict[str, Any]:
+        ctx = TaskContext(self, task, scorer)
+        self.journal.write("task_start", task_id=task.id)
+        t0 = trio.current_time()
+        outcome = Outcome(answer="", final=False)
+        with trio.move_on_after(self.scenario.protocol.task_timeout_s) as scope:
+            try:
+                outcome = await protocol.run_task(task, ctx)
+            except BudgetExhausted as e:
+                ctx.fail("unaware_of_termination", detail=str(e))
+        if scope.cancelled_caught:
+            ctx.fail("message_timeout", detail=f"task exceeded task_timeout_s={self.scenario.protocol.task_timeout_s:g}")
+        latency = trio.current_time() - t0
+        score = scorer(task, outcome.answer) if outcome.answer else Score(extracted="", correct=False)
+        msgs, nbytes = self.journal.task_traffic(task.id)
+        return {
+            "task_id": task.id,
+            "answer": outcome.answer,
+            "extracted": score.extracted,
+            "gold": task.answer,
+            "correct": bool(score.correct and outcome.final),
+            "completed": outcome.final,
+            "rounds": outcome.rounds,
+            "by": outcome.by,
+            "prompt_tokens": ctx.prompt_tokens,
+            "completion_tokens": ctx.completion_tokens,
+            "decode_s": round(ctx.decode_s, 6),
+            "latency_s": round(latency, 6),
+            "messages": msgs,
+            "bytes": nbytes,
+            "failures": [f.kind for f in self._task_failures.get(task.id, [])],
+        }
+
+
+_KNOWN = {
+    "message_lost", "malformed_message", "context_overflow", "engine_error", "message_timeout",
+    "duplicate_delivery", "out_of_order",
+}
+_ASK_ERRORS = _KNOWN | {"agent_unresponsive"}
+
+
+class TaskContext:
+    """The ``TaskDriver`` a protocol uses for one task."""
+
+    def __init__(self, runner: Runner, task: Task, scorer: Scorer) -> None:
+        self.runner = runner
+        self.task = task
+        self.scenario = runner.scenario
+        self.scorer = scorer
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.decode_s = 0.0
+
+    @property
+    def agents(self) -> list[str]:
+        return self.scenario.protocol_agents()
+
+    def alive(self, agent: str) -> bool:
+        state = self.runner.agents.get(agent)
+        return state is not None and state.alive
+
+    def system_prompt(self, agent: str) -> str:
+        return self.scenario.agents[agent].system
+
+    def score(self, text: str) -> Score:
+        return self.scorer(self.task, text)
+
+    def fail(self, kind: str, *, agents: Sequence[str] = (), round: int = 0,
+             evidence: Sequence[str] = (), detail: str = "") -> None:
+        self.runner.record(Failure(kind=kind, task_id=self.task.id, agents=list(agents), round=round,
+                                   evidence=list(evidence), detail=detail))
+
+    def phase(self, protocol: str, phase: str, **fields: Any) -> None:
+        self.runner.journal.write("phase", task_id=self.task.id, protocol=protocol, phase=phase,
+                                  **msgspec.to_builtins(fields))
+
+    async def ask(
+        self,
+        agent: str,
+        messages: Sequence[ChatMessage],
+        *,
+        round: int = 0,
+        tools: list[dict[str, Any]] | None = None,
+        response_schema: dict[str, Any] | None = None,
+        sampling: Sampling | None = None,
+        deadline_s: float | None = None,
+        share_with: Sequence[str] = (),
+        peer_inbox: bool = False,
+        peer_template: str = "",
+    ) -> AskResult:
+        runner = self.runner
+        budget = self.scenario.protocol.budget_tokens
+        if budget and self.prompt_tokens + self.completion_tokens >= budget:
+            raise BudgetExhausted(f"token budget {budget} spent before asking {agent}")
+        if not self.alive(agent):
+            if (self.task.id, agent) not in runner._crash_noted:
+                runner._crash_noted.add((self.task.id, agent))
+                self.fail("agent_crash", agents=[agent], round=round, detail=f"{agent} is down; ask not sent")
+            return AskResult(agent=agent, msg_id="", failure="agent_crash", detail="agent is down")
+        deadline = deadline_s if deadline_s is not None else self.scenario.protocol.deadline_s
+        sampling = sampling or self.scenario.sampling(agent, seed=runner._agent_seed(agent))
+        body = Ask(messages=list(messages), sampling=sampling, tools=tools, response_schema=response_schema,
+                   deadline_s=deadline, share_with=list(share_with), peer_inbox=peer_inbox,
+                   peer_template=peer_template)
+        env = runner.outbox.make(agent, body, task_id=self.task.id, round=round)
+        pending = _Pending(agent, trio.current_time())
+        runner.pending[env.msg_id] = pending
+        try:
+            runner.broker.post(env)
+            with trio.move_on_after(deadline):
+                await pending.done.wait()
+        finally:
+            runner.pending.pop(env.msg_id, None)
+        latency = trio.current_time() - pending.t0
+        if pending.reply is not None:
+            reply = pending.reply.body
+            assert isinstance(reply, Reply)
+            c = reply.completion
+            self.prompt_tokens += c.usage.prompt_tokens
+            self.completion_tokens += c.usage.completion_tokens
+            self.decode_s += c.timings.prefill_s + c.timings.decode_s
+            return AskResult(agent=agent, msg_id=env.msg_id, completion=c, peers_seen=list(reply.peers_seen),
+                             latency_s=latency)
+        if pending.error is not None:
+            kind, detail = pending.error
+            key = (self.task.id, agent)
+            if kind != "agent_crash":
+                self.fail(kind if kind in _ASK_ERRORS else "engine_error", agents=[agent], round=round,
+                          evidence=[env.msg_id], detail=detail[:300])
+            elif key not in runner._crash_noted:
+                runner._crash_noted.add(key)
+                self.fail(kind, agents=[agent], round=round, evidence=[env.msg_id], detail=detail[:300])
+            return AskResult(agent=agent, msg_id=env.msg_id, failure=kind, detail=detail, latency_s=latency)
+        runner.answered.add(env.msg_id)
+        self.fail("message_timeout", agents=[agent], round=round, evidence=[env.msg_id],
+                  detail=f"no reply from {agent} within {deadline:g}s")
+        return AskResult(agent=agent, msg_id=env.msg_id, failure="message_timeout", latency_s=latency)
+
+    async def ask_all(
+        self,
+        requests: Mapping[str, Sequence[ChatMessage]],
+        *,
+        round: int = 0,
+        share: bool = False,
+        peer_inbox: bool = False,
+        peer_template: str = "",
+    ) -> dict[str, AskResult]:
+        results: dict[str, AskResult] = {}
+        names = list(requests)
+
+        async def one(agent: str) -> None:
+            share_with = [a for a in names if a != agent] if share else []
+            results[agent] = await self.ask(agent, requests[agent], round=round, share_with=share_with,
+                                            peer_inbox=peer_inbox, peer_template=peer_template)
+
+        async with trio.open_nursery() as nursery:
+            for agent in names:
+                nursery.start_soon(one, agent)
+        return {a: results[a] for a in names}
