@@ -130,6 +130,8 @@ class TaskHandle:
         self.kill()
 
     def kill(self) -> None:
+        if self.code is None:
+            self.code = -9
         self.scope.cancel()
 
     def pause(self) -> None:

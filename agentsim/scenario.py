@@ -136,6 +136,18 @@ def parse_scenario(text: str, where: str, *, base_dir: Path | None = None) -> Sc
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"TOML syntax error: {e} ({where})") from None
+    agents = raw.get("agents")
+    if isinstance(agents, dict):
+        for name, table in agents.items():
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", name):
+                raise ScenarioError(
+                    f"agents.{name} is not a valid agent name (letters, digits, _ and -, starting with a letter), "
+                    f"got {name!r} ({where_line(text, ['agents', name], where)})"
+                )
+            try:
+                msgspec.convert(table, AgentSpec)
+            except msgspec.ValidationError as e:
+                raise ScenarioError(_explain(str(e), raw, text, where, prefix=["agents", name])) from None
     try:
         scenario = msgspec.convert(raw, Scenario)
     except msgspec.ValidationError as e:
@@ -166,9 +178,9 @@ def _lookup(raw: Any, parts: list[str]) -> tuple[bool, Any]:
     return True, cur
 
 
-def _explain(message: str, raw: dict[str, Any], text: str, where: str) -> str:
+def _explain(message: str, raw: dict[str, Any], text: str, where: str, prefix: list[str] | None = None) -> str:
     m = _PATH_RE.search(message)
-    parts = _split_path(m.group(1)) if m else []
+    parts = [*(prefix or []), *(_split_path(m.group(1)) if m else [])]
     rule = message[: m.start()] if m else message
     unknown = re.match(r"Object contains unknown field `([^`]+)`", rule)
     if unknown:
@@ -188,6 +200,7 @@ def _explain(message: str, raw: dict[str, Any], text: str, where: str) -> str:
 
 def _reword(rule: str) -> str:
     """msgspec's ``Expected `int` >= 1`` → ``must be an int >= 1``."""
+    rule = re.sub(r", got `[^`]+`$", "", rule)
     m = re.match(r"Expected `([^`]+)`(.*)$", rule)
     if m:
         typ, rest = m.group(1), m.group(2).strip()
@@ -262,6 +275,17 @@ def _cross_check(scenario: Scenario, raw: dict[str, Any], text: str, where: str,
     kind = scenario.protocol.kind
     if kind not in PROTOCOLS and ":" not in kind:
         fail(["protocol", "kind"], f"must be one of {', '.join(sorted(PROTOCOLS))}", kind)
+    if scenario.faults:
+        from agentsim.bus.faults_seeded import FaultConfigError, parse_faults
+
+        try:
+            parse_faults(scenario.faults, list(scenario.agents))
+        except FaultConfigError as e:
+            field, _, rule = str(e).partition(" ")
+            parts = _split_path("." + field)
+            found, value = _lookup(raw, parts)
+            got = f", got {_show(value)}" if found and "got" not in rule else ""
+            raise ScenarioError(f"{field} {rule}{got} ({where_line(text, parts, where)})") from None
     from agentsim.tasks import BUILTIN_SUITES
 
     suite = scenario.tasks.suite

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -99,14 +100,20 @@ class FaultConfigError(ValueError):
     pass
 
 
-def parse_faults(raw: dict[str, Any], agents: list[str], where: str = "scenario") -> FaultsSpec:
+def parse_faults(raw: dict[str, Any], agents: list[str]) -> FaultsSpec:
+    """Decode and check ``[faults]``; errors read ``FIELD RULE`` (the caller adds the place)."""
     try:
         spec = msgspec.convert(raw, FaultsSpec)
     except msgspec.ValidationError as e:
         msg = str(e)
         path = msg.rsplit(" - at `$", 1)
         field = "faults" + (path[1].rstrip("`") if len(path) == 2 else "")
-        raise FaultConfigError(f"{field}: {path[0]} ({where})") from None
+        rule = re.sub(r"^Expected `(\w+)` ", "must be ", path[0])
+        rule = re.sub(r", got `[^`]+`$", "", rule)
+        unknown = re.match(r"Object contains unknown field `([^`]+)`", rule)
+        if unknown:
+            raise FaultConfigError(f"{field}.{unknown.group(1)} is not a known key") from None
+        raise FaultConfigError(f"{field} {rule[0].lower() + rule[1:]}") from None
     known = set(agents) | {RUNNER}
     named: list[tuple[str, str]] = []
     for i, p in enumerate(spec.partition):
@@ -120,11 +127,11 @@ def parse_faults(raw: dict[str, Any], agents: list[str], where: str = "scenario"
             for link in scope.links:
                 src, sep, dst = link.partition("->")
                 if not sep:
-                    raise FaultConfigError(f"faults.{key}.links must look like 'a->b', got {link!r} ({where})")
+                    raise FaultConfigError(f"faults.{key}.links must look like 'a->b', got {link!r}")
                 named += [(f"faults.{key}.links", src.strip()), (f"faults.{key}.links", dst.strip())]
     for field, agent in named:
         if agent not in known:
-            raise FaultConfigError(f"{field} must name a declared agent, got {agent!r} ({where})")
+            raise FaultConfigError(f"{field} must name a declared agent, got {agent!r}")
     return spec
 
 

@@ -1,0 +1,116 @@
+"""Test doubles shipped with the package: the in-memory bus, in-process agents, helpers.
+
+``simulate`` runs a whole scenario in one process — broker, journal, fault layer, protocol
+and detectors exactly as in a real run, but agents are trio tasks over a ``MemoryHub`` — so
+it works under ``trio.testing.MockClock`` (virtual time, no sockets, no processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from agentsim.bus.faults import FaultLayer
+from agentsim.bus.faults_seeded import build_fault_layer
+from agentsim.bus.memory import MemoryHub
+from agentsim.engines import Engine, EngineConfig, make_engine
+from agentsim.engines.scripted import ScriptedEngine
+from agentsim.launch import InProcessLauncher
+from agentsim.rundir import RunFolder
+from agentsim.runner import Runner
+from agentsim.scenario import Scenario, parse_scenario
+from agentsim.tasks import load_suite
+from agentsim.tasks.base import Scorer, Task
+
+__all__ = [
+    "MemoryHub",
+    "ScriptedEngine",
+    "journal",
+    "only_run_dir",
+    "pid_alive",
+    "scenario_from_toml",
+    "simulate",
+    "wait_for",
+]
+
+
+
+def scenario_from_toml(text: str, where: str = "test.toml", base_dir: Path | None = None) -> Scenario:
+    return parse_scenario(text, where, base_dir=base_dir)
+
+
+async def simulate(
+    scenario: Scenario,
+    out: Path,
+    *,
+    tasks: list[Task] | None = None,
+    scorer: Scorer | None = None,
+    faults: FaultLayer | None = None,
+    engine_factory: Callable[[EngineConfig], Engine] = make_engine,
+    base_dir: Path | None = None,
+) -> tuple[dict[str, Any], Runner]:
+    """Run ``scenario`` in-process; returns the summary and the runner (for its journal)."""
+    base = base_dir or Path.cwd()
+    if tasks is None or scorer is None:
+        t = scenario.tasks
+        loaded, loaded_scorer = load_suite(t.suite, base_dir=base, limit=t.limit, shuffle=t.shuffle,
+                                           seed=scenario.run.seed, offset=t.offset)
+        tasks = tasks if tasks is not None else loaded
+        scorer = scorer or loaded_scorer
+    folder = RunFolder.create(out, scenario.run.name, msgspec.json.encode(scenario).decode(),
+                              seed=scenario.run.seed, argv=["simulate"])
+    hub = MemoryHub()
+    runner = Runner(
+        scenario,
+        folder,
+        transport=hub,
+        endpoint="memory://",
+        launcher=InProcessLauncher(hub, engine_factory),
+        base_dir=base,
+        tasks=tasks,
+        scorer=scorer,
+        faults=faults if faults is not None else build_fault_layer(scenario),
+    )
+    summary = await runner.run()
+    return summary, runner
+
+
+def journal(run_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in (run_dir / "journal.jsonl").read_text().splitlines():
+        if line.strip():
+            out.append(json.loads(line))
+    return out
+
+
+def only_run_dir(out: Path) -> Path:
+    dirs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
