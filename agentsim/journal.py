@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,10 +40,11 @@ def envelope_record(env: Envelope, size: int) -> dict[str, Any]:
 class Journal:
     """Writes journal lines; ``t`` is seconds since the journal was opened."""
 
-    def __init__(self, path: Path, *, flush_every: int = 64) -> None:
+    def __init__(self, path: Path, *, flush_every: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._fh: IO[bytes] = open(path, "ab")  # noqa: SIM115 - closed in close()
-        self._t0 = time.monotonic()
+        self._clock = clock
+        self._t0: float | None = None
         self._pending = 0
         self._flush_every = flush_every
         self.count = 0
@@ -51,7 +52,11 @@ class Journal:
         self._traffic: dict[str, list[int]] = {}
 
     def now(self) -> float:
-        return round(time.monotonic() - self._t0, 6)
+        """Seconds since the first event, on the journal's clock (trio's, in a run)."""
+        now = self._clock()
+        if self._t0 is None:
+            self._t0 = now
+        return round(now - self._t0, 6)
 
     def write(self, event: str, **fields: Any) -> None:
         if self.closed:

@@ -21,12 +21,12 @@ import trio
 from agentsim.bus.broker import Broker, Transport
 from agentsim.bus.faults import FaultLayer
 from agentsim.bus.faults_seeded import SeededFaults
-from agentsim.chat import ChatMessage, Sampling
+from agentsim.chat import ChatMessage, Sampling, ToolCall
 from agentsim.failures import Failure
 from agentsim.journal import Journal
 from agentsim.launch import AgentHandle, Launcher
 from agentsim.protocols import load_protocol_class
-from agentsim.protocols.base import AskResult, BaseProtocol, BudgetExhausted, Outcome
+from agentsim.protocols.base import AskResult, BaseProtocol, BudgetExhausted, Outcome, ToolResult
 from agentsim.rundir import RunFolder
 from agentsim.scenario import Scenario
 from agentsim.tasks.base import Score, Scorer, Task
@@ -42,6 +42,8 @@ from agentsim.wire import (
     Ready,
     Reply,
     Shutdown,
+    ToolCallMsg,
+    ToolResultMsg,
 )
 
 log = structlog.get_logger("agentsim.runner")
@@ -98,7 +100,7 @@ class Runner:
         self.scenario = scenario
         self.folder = folder
         self.run_id = folder.run_id
-        self.journal = Journal(folder.path / "journal.jsonl")
+        self.journal = Journal(folder.path / "journal.jsonl", clock=trio.current_time)
         self.transport = transport
         self.endpoint = endpoint
         self.launcher = launcher
@@ -122,6 +124,7 @@ class Runner:
         self._task_failures: dict[str, list[Failure]] = {}
         self._crash_noted: set[tuple[str, str]] = set()
         self._fault_seq = 0
+        self._schemas: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         self._protocol_cls: type[BaseProtocol] = load_protocol_class(scenario.protocol.kind, base_dir)
 
     # ----- failures -------------------------------------------------------------------------
@@ -165,6 +168,16 @@ class Runner:
                     pending.done.set()
                 else:
                     self.journal.write("late_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src)
+            case ToolResultMsg(in_reply_to=ref):
+                pending = self.pending.get(ref)
+                if pending is not None and ref not in self.answered:
+                    self.answered.add(ref)
+                    pending.reply = env
+                    pending.done.set()
+                elif ref in self.answered:
+                    self.record(Failure(kind="duplicate_delivery", task_id=env.task_id, agents=[env.src],
+                                        round=env.round, evidence=[env.msg_id, ref],
+                                        detail=f"second tool result for {ref} ignored"))
             case Error(kind=kind, detail=detail, in_reply_to=ref):
                 pending = self.pending.get(ref) if ref else None
                 if pending is not None and ref not in self.answered:
@@ -193,6 +206,7 @@ class Runner:
         body = Configure(
             engine=msgspec.to_builtins(cfg),
             slow_factor=slow[0] if slow else 1.0,
+            tools=list(self.scenario.agents[name].tools),
             heartbeat_s=self.scenario.run.heartbeat_s,
             broker_timeout_s=self.scenario.run.heartbeat_s * self.scenario.run.heartbeat_misses,
         )
@@ -408,6 +422,7 @@ class Runner:
         msgs, nbytes = self.journal.task_traffic(task.id)
         return {
             "task_id": task.id,
+            "category": task.category,
             "answer": outcome.answer,
             "extracted": score.extracted,
             "gold": task.answer,
@@ -430,6 +445,7 @@ _KNOWN = {
     "duplicate_delivery", "out_of_order",
 }
 _ASK_ERRORS = _KNOWN | {"agent_unresponsive"}
+_TOOL_KINDS = {"tool_call_malformed", "unknown_tool", "invalid_tool_arguments", "tool_error", "tool_timeout"}
 
 
 class TaskContext:
@@ -451,6 +467,17 @@ class TaskContext:
     def alive(self, agent: str) -> bool:
         state = self.runner.agents.get(agent)
         return state is not None and state.alive
+
+    def tool_schemas(self, agent: str) -> list[dict[str, Any]]:
+        names = tuple(self.scenario.agents[agent].tools)
+        if not names:
+            return []
+        cache = self.runner._schemas
+        if names not in cache:
+            from agentsim.tools import load_tools, tool_schemas
+
+            cache[names] = tool_schemas(load_tools(names))
+        return cache[names]
 
     def system_prompt(self, agent: str) -> str:
         return self.scenario.agents[agent].system
@@ -528,6 +555,42 @@ class TaskContext:
         self.fail("message_timeout", agents=[agent], round=round, evidence=[env.msg_id],
                   detail=f"no reply from {agent} within {deadline:g}s")
         return AskResult(agent=agent, msg_id=env.msg_id, failure="message_timeout", latency_s=latency)
+
+    async def call_tool(self, agent: str, call: ToolCall, *, round: int = 0, deadline_s: float = 60.0) -> ToolResult:
+        """Run a tool call in ``agent``'s process; tool failures are recorded with evidence."""
+        runner = self.runner
+        if not self.alive(agent):
+            return ToolResult(call_id=call.id, name=call.function.name, msg_id="", content="",
+                              problem="agent_crash", detail=f"{agent} is down")
+        body = ToolCallMsg(call_id=call.id, name=call.function.name, arguments=call.function.arguments)
+        env = runner.outbox.make(agent, body, task_id=self.task.id, round=round)
+        pending = _Pending(agent, trio.current_time())
+        runner.pending[env.msg_id] = pending
+        try:
+            runner.broker.post(env)
+            with trio.move_on_after(deadline_s):
+                await pending.done.wait()
+        finally:
+            runner.pending.pop(env.msg_id, None)
+        if pending.reply is not None and isinstance(pending.reply.body, ToolResultMsg):
+            r = pending.reply.body
+            evidence = [env.msg_id, pending.reply.msg_id]
+            if r.error:
+                kind = r.error if r.error in _TOOL_KINDS else "tool_error"
+                self.fail(kind, agents=[agent], round=round, evidence=evidence, detail=f"{r.name}: {r.content[:300]}")
+            return ToolResult(call_id=call.id, name=r.name, msg_id=env.msg_id, content=r.content,
+                              problem=r.error, detail=r.content if r.error else "")
+        if pending.error is not None:
+            kind, detail = pending.error
+            self.fail(kind if kind in _ASK_ERRORS | {"agent_crash"} else "engine_error", agents=[agent],
+                      round=round, evidence=[env.msg_id], detail=detail[:300])
+            return ToolResult(call_id=call.id, name=call.function.name, msg_id=env.msg_id, content="",
+                              problem=kind, detail=detail)
+        runner.answered.add(env.msg_id)
+        self.fail("tool_timeout", agents=[agent], round=round, evidence=[env.msg_id],
+                  detail=f"{call.function.name} gave no result within {deadline_s:g}s")
+        return ToolResult(call_id=call.id, name=call.function.name, msg_id=env.msg_id, content="",
+                          problem="tool_timeout", detail="no result in time")
 
     async def ask_all(
         self,

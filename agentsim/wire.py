@@ -37,6 +37,7 @@ class Configure(msgspec.Struct, frozen=True, kw_only=True, tag="configure"):
     heartbeat_s: float = 1.0
     broker_timeout_s: float = 10.0
     slow_factor: float = 1.0
+    tools: list[str] = msgspec.field(default_factory=list)
 
 
 class Ready(msgspec.Struct, frozen=True, kw_only=True, tag="ready"):
@@ -94,9 +95,14 @@ class ToolCallMsg(msgspec.Struct, frozen=True, kw_only=True, tag="tool_call"):
 
 
 class ToolResultMsg(msgspec.Struct, frozen=True, kw_only=True, tag="tool_result"):
+    """The result of a ``ToolCallMsg``; ``error`` is a tool failure kind when it failed."""
+
     call_id: str
     content: str
+    name: str = ""
     error: str = ""
+    in_reply_to: str = ""
+    elapsed_s: float = 0.0
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, tag="heartbeat"):

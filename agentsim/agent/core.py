@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -36,6 +36,8 @@ from agentsim.wire import (
     Ready,
     Reply,
     Shutdown,
+    ToolCallMsg,
+    ToolResultMsg,
     decode,
     encode,
 )
@@ -95,6 +97,8 @@ class Agent:
         self.heartbeat_s = 1.0
         self.broker_timeout_s = 10.0
         self.slow_factor = 1.0
+        self.tool_names: list[str] = []
+        self.tools: dict[str, Any] = {}
         self.inbox: dict[str, list[tuple[str, str, str]]] = {}
         self.busy = False
         self._last_from_runner = 0.0
@@ -142,6 +146,7 @@ class Agent:
                         self.heartbeat_s = cfg.heartbeat_s
                         self.broker_timeout_s = cfg.broker_timeout_s
                         self.slow_factor = cfg.slow_factor
+                        self.tool_names = list(cfg.tools)
                         self._last_from_runner = trio.current_time()
                         try:
                             return msgspec.convert(cfg.engine, EngineConfig)
@@ -166,6 +171,14 @@ class Agent:
         except EngineError as e:
             await self._send(RUNNER, Error(kind="engine_error", detail=str(e)))
             raise AgentExit(4, f"engine failed to load: {e}") from e
+        if self.tool_names:
+            from agentsim.tools import ToolLoadError, load_tools
+
+            try:
+                self.tools = load_tools(self.tool_names)
+            except ToolLoadError as e:
+                await self._send(RUNNER, Error(kind="engine_error", detail=f"tools: {e}"))
+                raise AgentExit(4, f"tools failed to load: {e}") from e
         info = self.engine.info()
         load_s = time.perf_counter() - t0
         await self._send(
@@ -202,7 +215,7 @@ class Agent:
                 self._last_from_runner = trio.current_time()
             await self._check_seq(env)
             match env.body:
-                case Ask():
+                case Ask() | ToolCallMsg():
                     self._asks_send.send_nowait(env)
                 case Peer(content=content):
                     self.inbox.setdefault(env.task_id, []).append((env.src, env.msg_id, content))
@@ -239,8 +252,27 @@ class Agent:
 
     async def _serve_asks(self) -> None:
         async for env in self._asks_recv:
-            assert isinstance(env.body, Ask)
-            await self._answer(env, env.body)
+            if isinstance(env.body, ToolCallMsg):
+                await self._run_tool(env, env.body)
+            elif isinstance(env.body, Ask):
+                await self._answer(env, env.body)
+
+    async def _run_tool(self, env: Envelope, msg: ToolCallMsg) -> None:
+        """Run one tool call here, in the agent that owns the tool (sandboxed where it matters)."""
+        from agentsim.chat import FunctionCall, ToolCall
+        from agentsim.tools import run_tool_call
+
+        call = ToolCall(id=msg.call_id, function=FunctionCall(name=msg.name, arguments=msg.arguments))
+        outcome = await trio.to_thread.run_sync(run_tool_call, call, self.tools, abandon_on_cancel=True)
+        body = ToolResultMsg(
+            call_id=msg.call_id,
+            name=msg.name,
+            content=outcome.content(),
+            error=outcome.problem or "",
+            in_reply_to=env.msg_id,
+            elapsed_s=round(outcome.elapsed_s, 6),
+        )
+        await self._send(RUNNER, body, task_id=env.task_id, round=env.round)
 
     def _with_peers(self, env: Envelope, ask: Ask) -> tuple[list[ChatMessage], list[str]]:
         messages = list(ask.messages)

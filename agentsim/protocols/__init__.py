@@ -13,6 +13,7 @@ PROTOCOLS: dict[str, str] = {
     "solo": "agentsim.protocols.solo:Solo",
     "vote": "agentsim.protocols.vote:Vote",
     "debate": "agentsim.protocols.debate:Debate",
+    "react": "agentsim.protocols.react:ReAct",
 }
 
 

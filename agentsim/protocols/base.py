@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 import msgspec
 
-from agentsim.chat import ChatMessage, Completion, Sampling
+from agentsim.chat import ChatMessage, Completion, Sampling, ToolCall
 from agentsim.scenario import Scenario
 from agentsim.tasks.base import Score, Task
 
@@ -37,6 +37,21 @@ class AskResult(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def text(self) -> str:
         return self.completion.text if self.completion is not None else ""
+
+
+class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a tool call gave; ``problem`` is a failure kind when it failed (already recorded)."""
+
+    call_id: str
+    name: str
+    msg_id: str
+    content: str
+    problem: str = ""
+    detail: str = ""
+
+    def as_message(self) -> ChatMessage:
+        text = self.content if not self.problem else f"Error ({self.problem}): {self.detail or self.content}"
+        return ChatMessage(role="tool", content=text, name=self.name, tool_call_id=self.call_id)
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +96,14 @@ class TaskDriver(Protocol):
         peer_template: str = "",
     ) -> AskResult:
         """Send one ``Ask`` and wait for its reply, error or deadline."""
+        ...
+
+    async def call_tool(self, agent: str, call: ToolCall, *, round: int = 0, deadline_s: float = 60.0) -> ToolResult:
+        """Run one tool call in the agent's process (its sandbox, its limits)."""
+        ...
+
+    def tool_schemas(self, agent: str) -> list[dict[str, Any]]:
+        """OpenAI tool schemas of the tools ``agent`` holds."""
         ...
 
     async def ask_all(

@@ -82,6 +82,11 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     engine_s = sum(float(r.get("decode_s", 0.0)) for r in results)
     lo, hi = wilson(correct, n)
     kinds = Counter(str(f.get("kind")) for f in failures)
+    by_cat: dict[str, list[int]] = {}
+    for r in results:
+        tally = by_cat.setdefault(str(r.get("category") or ""), [0, 0])
+        tally[0] += 1 if r.get("correct") else 0
+        tally[1] += 1
     categories = Counter(KIND_TO_CATEGORY.get(k, "other") for k in kinds.elements())
     return {
         "run_id": start.get("run_id", ""),
@@ -94,6 +99,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "accuracy": _r(correct / n) if n else 0.0,
         "accuracy_ci95": [_r(lo), _r(hi)],
         "correct": correct,
+        "accuracy_by_category": {c: _r(k / m) for c, (k, m) in sorted(by_cat.items()) if c and len(by_cat) > 1},
         "completion_rate": _r(completed / n) if n else 0.0,
         "latency_p50_s": _r(percentile(latencies, 50)),
         "latency_p95_s": _r(percentile(latencies, 95)),
