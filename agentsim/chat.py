@@ -6,6 +6,7 @@ transcripts recorded by agentsim load into the tools people already use.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import msgspec
@@ -93,3 +94,11 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     threads: int = 1
     context_length: int = 0
     extra: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def request_hash(request: ChatRequest) -> str:
+    """A stable digest of what an engine was asked (messages, tools, schema, sampling)."""
+    payload = msgspec.json.encode(
+        [request.messages, request.tools, request.response_schema, request.sampling], order="sorted"
+    )
+    return hashlib.blake2b(payload, digest_size=12).hexdigest()

@@ -40,7 +40,9 @@ def envelope_record(env: Envelope, size: int) -> dict[str, Any]:
 class Journal:
     """Writes journal lines; ``t`` is seconds since the journal was opened."""
 
-    def __init__(self, path: Path, *, flush_every: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: Path, *, flush_every: int = 64, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = path
         self._fh: IO[bytes] = open(path, "ab")  # noqa: SIM115 - closed in close()
         self._clock = clock

@@ -5,6 +5,7 @@ The runner only sees ``AgentHandle``s: a pid, an exit code to wait for, and a wa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,8 +42,9 @@ class AgentHandle(Protocol):
 
 
 class Launcher(Protocol):
-    async def start(self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery) -> AgentHandle:
-        ...
+    async def start(
+        self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery
+    ) -> AgentHandle: ...
 
 
 class ProcessHandle:
@@ -63,17 +65,14 @@ class ProcessHandle:
 
     def terminate(self) -> None:
         if self.proc.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGCONT)  # a paused agent must be able to die
                 self.proc.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def kill(self) -> None:
         if self.proc.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
-            except ProcessLookupError:
-                pass
 
     def pause(self) -> None:
         if self.proc.returncode is None:
@@ -90,9 +89,11 @@ class ProcessLauncher:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
 
-    async def start(self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery) -> AgentHandle:
+    async def start(
+        self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery
+    ) -> AgentHandle:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed by the handle
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115, ASYNC230 - tiny, local; closed by the handle
         env = dict(os.environ)
         env.update(
             AGENTSIM_CHILD="1",
@@ -101,7 +102,18 @@ class ProcessLauncher:
             OMP_NUM_THREADS=str(threads),
             OPENBLAS_NUM_THREADS="1",
         )
-        cmd = [sys.executable, "-m", "agentsim", "agent", "--connect", endpoint, "--name", name, "--run-id", run_id]
+        cmd = [
+            sys.executable,
+            "-m",
+            "agentsim",
+            "agent",
+            "--connect",
+            endpoint,
+            "--name",
+            name,
+            "--run-id",
+            run_id,
+        ]
         proc = await trio.lowlevel.open_process(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
         )
@@ -144,18 +156,27 @@ class TaskHandle:
 class InProcessLauncher:
     """Runs each agent's main loop as a task over a ``MemoryHub`` (no processes, no sockets)."""
 
-    def __init__(self, hub: MemoryHub, engine_factory: Callable[[EngineConfig], Engine] = make_engine) -> None:
+    def __init__(
+        self, hub: MemoryHub, engine_factory: Callable[[EngineConfig], Engine] = make_engine
+    ) -> None:
         self.hub = hub
         self.engine_factory = engine_factory
         self.handles: dict[str, TaskHandle] = {}
         self._next_pid = 100_000
 
-    async def start(self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery) -> AgentHandle:
+    async def start(
+        self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery
+    ) -> AgentHandle:
         self._next_pid += 1
         handle = TaskHandle(name, self._next_pid)
         link = self.hub.link(name)
         agent = Agent(
-            link, name, run_id=run_id, engine_factory=self.engine_factory, pid=handle.pid, inline_engine=True
+            link,
+            name,
+            run_id=run_id,
+            engine_factory=self.engine_factory,
+            pid=handle.pid,
+            inline_engine=True,
         )
         self.handles[name] = handle
 

@@ -9,7 +9,9 @@ from typing import TextIO
 import structlog
 
 
-def configure_logging(*, json: bool = True, stream: TextIO | None = None, level: int = logging.INFO) -> None:
+def configure_logging(
+    *, json: bool = True, stream: TextIO | None = None, level: int = logging.INFO
+) -> None:
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from agentsim.journal import Journal, read_journal
+from agentsim.report.html import render_html
 from agentsim.report.markdown import render_markdown
 from agentsim.report.summary import summarize
 
@@ -40,7 +41,16 @@ def environment(seed: int, argv: list[str]) -> dict[str, Any]:
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": {
             p: _version(p)
-            for p in ("agentsim", "trio", "pyzmq", "msgspec", "structlog", "numpy", "apache-tvm", "tokenizers")
+            for p in (
+                "agentsim",
+                "trio",
+                "pyzmq",
+                "msgspec",
+                "structlog",
+                "numpy",
+                "apache-tvm",
+                "tokenizers",
+            )
         },
     }
 
@@ -53,7 +63,17 @@ class RunFolder:
         self.run_id = run_id
 
     @classmethod
-    def create(cls, out: Path, name: str, scenario_text: str, *, seed: int, argv: list[str]) -> RunFolder:
+    def create(
+        cls,
+        out: Path,
+        name: str,
+        scenario_text: str,
+        *,
+        seed: int,
+        argv: list[str],
+        scenario: Any = None,
+        base_dir: Path | None = None,
+    ) -> RunFolder:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         base = out / f"{name}-{stamp}"
         path = base
@@ -67,7 +87,11 @@ class RunFolder:
                 path = Path(f"{base}-{n}")
         folder = cls(path, path.name)
         (path / "scenario.toml").write_text(scenario_text, encoding="utf-8")
-        (path / "env.json").write_text(json.dumps(environment(seed, argv), indent=2) + "\n", encoding="utf-8")
+        if scenario is not None:  # the effective scenario (one sweep config, overrides applied)
+            (path / "scenario.json").write_bytes(msgspec.json.format(msgspec.json.encode(scenario)))
+        env = environment(seed, argv)
+        env["scenario_dir"] = str(base_dir.resolve()) if base_dir is not None else ""
+        (path / "env.json").write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
         (path / "results.jsonl").touch()
         return folder
 
@@ -91,10 +115,11 @@ class RunFolder:
 
 
 def write_reports(path: Path) -> dict[str, Any]:
-    """(Re)build summary.json and report.md from ``journal.jsonl`` alone."""
+    """(Re)build summary.json, report.md and report.html from ``journal.jsonl`` alone."""
     records = list(read_journal(path / "journal.jsonl"))
     summary = summarize(records)
     results = [r for r in records if r.get("event") == "task_result"]
     (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (path / "report.md").write_text(render_markdown(summary, results), encoding="utf-8")
+    (path / "report.html").write_text(render_html(summary, records), encoding="utf-8")
     return summary

@@ -77,6 +77,7 @@ class AgentState:
         self.exit_code: int | None = None
         self.unresponsive = False
         self.fault_ids: list[str] = []
+        self.exited = trio.Event()
 
 
 class Runner:
@@ -96,6 +97,7 @@ class Runner:
         faults: FaultLayer | None = None,
         progress: ProgressHook | None = None,
         cleanup_dir: str | None = None,
+        protocol_cls: type[BaseProtocol] | None = None,
     ) -> None:
         self.scenario = scenario
         self.folder = folder
@@ -112,9 +114,19 @@ class Runner:
         self.outbox = Outbox(self.run_id, RUNNER, per_dst=True)
         self.seeded = faults if isinstance(faults, SeededFaults) else None
         self.broker = Broker(
-            transport, self.journal, on_message=self._on_message, on_failure=self.record, faults=faults
+            transport,
+            self.journal,
+            on_message=self._on_message,
+            on_failure=self.record,
+            faults=faults,
         )
-        self.agents = {name: AgentState(name) for name in scenario.agents}
+        # Only the agents the protocol uses are started (a sweep config names its own subset).
+        used = (
+            scenario.protocol.agents
+            if not scenario.environment and scenario.protocol.agents
+            else list(scenario.agents)
+        )
+        self.agents = {name: AgentState(name) for name in used}
         self.pending: dict[str, _Pending] = {}
         self.answered: set[str] = set()
         self.failures: list[Failure] = []
@@ -125,7 +137,9 @@ class Runner:
         self._crash_noted: set[tuple[str, str]] = set()
         self._fault_seq = 0
         self._schemas: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        self._protocol_cls: type[BaseProtocol] = load_protocol_class(scenario.protocol.kind, base_dir)
+        self._protocol_cls: type[BaseProtocol] = protocol_cls or load_protocol_class(
+            scenario.protocol.kind, base_dir
+        )
 
     # ----- failures -------------------------------------------------------------------------
     def record(self, failure: Failure) -> None:
@@ -134,7 +148,13 @@ class Runner:
         self.failures.append(failure)
         self._task_failures.setdefault(failure.task_id, []).append(failure)
         self.journal.failure(failure)
-        log.info("failure", kind=failure.kind, task_id=failure.task_id, agents=failure.agents, detail=failure.detail)
+        log.info(
+            "failure",
+            kind=failure.kind,
+            task_id=failure.task_id,
+            agents=failure.agents,
+            detail=failure.detail,
+        )
 
     # ----- messages from the broker ---------------------------------------------------------
     def _on_message(self, env: Envelope) -> None:
@@ -142,7 +162,9 @@ class Runner:
         match env.body:
             case Hello() as hello:
                 if state is None:
-                    self.journal.write("agent_refused", agent=env.src, reason="not declared in the scenario")
+                    self.journal.write(
+                        "agent_refused", agent=env.src, reason="not declared in the scenario"
+                    )
                     self.broker.post(self.outbox.make(env.src, Shutdown(reason="unknown agent")))
                     return
                 state.hello = hello
@@ -158,16 +180,23 @@ class Runner:
                 pending = self.pending.get(ref)
                 if ref in self.answered:
                     self.record(
-                        Failure(kind="duplicate_delivery", task_id=env.task_id, agents=[env.src],
-                                round=env.round, evidence=[env.msg_id, ref],
-                                detail=f"second reply to {ref} ignored")
+                        Failure(
+                            kind="duplicate_delivery",
+                            task_id=env.task_id,
+                            agents=[env.src],
+                            round=env.round,
+                            evidence=[env.msg_id, ref],
+                            detail=f"second reply to {ref} ignored",
+                        )
                     )
                 elif pending is not None:
                     self.answered.add(ref)
                     pending.reply = env
                     pending.done.set()
                 else:
-                    self.journal.write("late_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src)
+                    self.journal.write(
+                        "late_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src
+                    )
             case ToolResultMsg(in_reply_to=ref):
                 pending = self.pending.get(ref)
                 if pending is not None and ref not in self.answered:
@@ -175,9 +204,16 @@ class Runner:
                     pending.reply = env
                     pending.done.set()
                 elif ref in self.answered:
-                    self.record(Failure(kind="duplicate_delivery", task_id=env.task_id, agents=[env.src],
-                                        round=env.round, evidence=[env.msg_id, ref],
-                                        detail=f"second tool result for {ref} ignored"))
+                    self.record(
+                        Failure(
+                            kind="duplicate_delivery",
+                            task_id=env.task_id,
+                            agents=[env.src],
+                            round=env.round,
+                            evidence=[env.msg_id, ref],
+                            detail=f"second tool result for {ref} ignored",
+                        )
+                    )
             case Error(kind=kind, detail=detail, in_reply_to=ref):
                 pending = self.pending.get(ref) if ref else None
                 if pending is not None and ref not in self.answered:
@@ -190,8 +226,15 @@ class Runner:
                     state.ready_event.set()
                 else:
                     kind = kind if kind in _KNOWN else "engine_error"
-                    self.record(Failure(kind=kind, task_id=env.task_id, agents=[env.src],
-                                        evidence=[env.msg_id], detail=detail[:300]))
+                    self.record(
+                        Failure(
+                            kind=kind,
+                            task_id=env.task_id,
+                            agents=[env.src],
+                            evidence=[env.msg_id],
+                            detail=detail[:300],
+                        )
+                    )
             case _:
                 pass
 
@@ -213,18 +256,31 @@ class Runner:
         self.broker.post(self.outbox.make(name, body))
 
     def _agent_seed(self, name: str) -> int:
-        return (self.scenario.run.seed * 1_000_003 + list(self.scenario.agents).index(name)) % (2**31)
+        return (self.scenario.run.seed * 1_000_003 + list(self.scenario.agents).index(name)) % (
+            2**31
+        )
 
     def _threads_for(self, name: str) -> int:
-        heavy = [a for a, s in self.scenario.agents.items() if s.engine in ("mlc", "llamacpp") and not s.remote]
+        heavy = [
+            a
+            for a in self.agents
+            if self.scenario.agents[a].engine in ("mlc", "llamacpp")
+            and not self.scenario.agents[a].remote
+        ]
         return max(1, (os.cpu_count() or 1) // max(1, len(heavy)))
 
     # ----- lifecycle ------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         """Run every task; always leaves a journal, results and a (maybe partial) summary."""
-        self.journal.write("run_start", run_id=self.run_id, scenario=self.scenario.run.name,
-                           seed=self.scenario.run.seed, endpoint=self.endpoint,
-                           protocol=self.scenario.protocol.kind, agents=list(self.agents))
+        self.journal.write(
+            "run_start",
+            run_id=self.run_id,
+            scenario=self.scenario.run.name,
+            seed=self.scenario.run.seed,
+            endpoint=self.endpoint,
+            protocol=self.scenario.protocol.kind,
+            agents=list(self.agents),
+        )
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.broker.serve)
@@ -245,12 +301,15 @@ class Runner:
         return summary
 
     async def _launch_all(self, nursery: trio.Nursery) -> None:
-        for name, spec in self.scenario.agents.items():
+        for name in self.agents:
+            spec = self.scenario.agents[name]
             if spec.remote:
                 self.journal.write("agent_expected", agent=name)
                 continue
             threads = spec.threads or self._threads_for(name)
-            handle = await self.launcher.start(name, self.endpoint, self.run_id, threads=threads, nursery=nursery)
+            handle = await self.launcher.start(
+                name, self.endpoint, self.run_id, threads=threads, nursery=nursery
+            )
             self.agents[name].handle = handle
             self.journal.write("agent_spawned", agent=name, pid=handle.pid)
             nursery.start_soon(self._watch_exit, self.agents[name])
@@ -259,6 +318,7 @@ class Runner:
         assert state.handle is not None
         code = await state.handle.wait()
         state.exit_code = code
+        state.exited.set()
         was_alive = state.alive
         state.alive = False
         self.journal.write("agent_exit", agent=state.name, code=code)
@@ -266,8 +326,14 @@ class Runner:
             state.ready_event.set()
         if self.shutting_down or not was_alive:
             return
-        self.record(Failure(kind="agent_crash", agents=[state.name], evidence=list(state.fault_ids),
-                            detail=f"{state.name} (pid {state.handle.pid}) exited with code {code}"))
+        self.record(
+            Failure(
+                kind="agent_crash",
+                agents=[state.name],
+                evidence=list(state.fault_ids),
+                detail=f"{state.name} (pid {state.handle.pid}) exited with code {code}",
+            )
+        )
         self._fail_pending(state.name, "agent_crash", f"{state.name} exited with code {code}")
 
     def _fail_pending(self, agent: str, kind: str, detail: str) -> None:
@@ -286,7 +352,9 @@ class Runner:
         if missing:
             why = "timed out" if scope.cancelled_caught else "exited or failed to load"
             tail = self.folder.log_tail(missing[0])
-            raise RunError(f"agent {missing[0]} never became ready ({why} after {timeout:g}s limit){tail}")
+            raise RunError(
+                f"agent {missing[0]} never became ready ({why} after {timeout:g}s limit){tail}"
+            )
         self.journal.write("all_ready", agents=len(self.agents))
 
     async def _beat(self) -> None:
@@ -307,8 +375,14 @@ class Runner:
                 silent = now - self.broker.last_seen.get(state.name, now)
                 if silent > limit and not state.unresponsive:
                     state.unresponsive = True
-                    self.record(Failure(kind="agent_unresponsive", agents=[state.name],
-                                        evidence=list(state.fault_ids), detail=f"no heartbeat from {state.name} for {silent:.1f}s"))
+                    self.record(
+                        Failure(
+                            kind="agent_unresponsive",
+                            agents=[state.name],
+                            evidence=list(state.fault_ids),
+                            detail=f"no heartbeat from {state.name} for {silent:.1f}s",
+                        )
+                    )
                     if state.handle is None:  # remote: nothing else will tell us it is gone
                         state.alive = False
                         self._fail_pending(state.name, "agent_unresponsive", "heartbeats stopped")
@@ -326,7 +400,7 @@ class Runner:
 
         async def kill(agent: str, when: float, after: int) -> None:
             if after:
-                while self.broker.per_agent.get(agent, 0) < after:
+                while self.broker.per_agent.get(agent, 0) < after:  # noqa: ASYNC110 - counter, not an event
                     await trio.sleep(0.01)
             else:
                 await at(when)
@@ -368,8 +442,7 @@ class Runner:
         with trio.move_on_after(self.scenario.run.shutdown_timeout_s):
             for state in self.agents.values():
                 if state.handle is not None:
-                    while state.handle.poll() is None:
-                        await trio.sleep(0.02)
+                    await state.exited.wait()
 
     def _stop_everything(self) -> None:
         """Synchronous last resort (also on Ctrl-C): no child process survives the runner."""
@@ -403,7 +476,14 @@ class Runner:
             self.journal.write("task_result", **result)
             self.journal.sync()
             if self.progress is not None:
-                self.progress({"done": index + 1, "total": len(tasks), "result": result, "failures": self.failures})
+                self.progress(
+                    {
+                        "done": index + 1,
+                        "total": len(tasks),
+                        "result": result,
+                        "failures": self.failures,
+                    }
+                )
 
     async def _run_one(self, protocol: BaseProtocol, task: Task, scorer: Scorer) -> dict[str, Any]:
         ctx = TaskContext(self, task, scorer)
@@ -416,9 +496,14 @@ class Runner:
             except BudgetExhausted as e:
                 ctx.fail("unaware_of_termination", detail=str(e))
         if scope.cancelled_caught:
-            ctx.fail("message_timeout", detail=f"task exceeded task_timeout_s={self.scenario.protocol.task_timeout_s:g}")
+            ctx.fail(
+                "message_timeout",
+                detail=f"task exceeded task_timeout_s={self.scenario.protocol.task_timeout_s:g}",
+            )
         latency = trio.current_time() - t0
-        score = scorer(task, outcome.answer) if outcome.answer else Score(extracted="", correct=False)
+        score = (
+            scorer(task, outcome.answer) if outcome.answer else Score(extracted="", correct=False)
+        )
         msgs, nbytes = self.journal.task_traffic(task.id)
         return {
             "task_id": task.id,
@@ -441,11 +526,22 @@ class Runner:
 
 
 _KNOWN = {
-    "message_lost", "malformed_message", "context_overflow", "engine_error", "message_timeout",
-    "duplicate_delivery", "out_of_order",
+    "message_lost",
+    "malformed_message",
+    "context_overflow",
+    "engine_error",
+    "message_timeout",
+    "duplicate_delivery",
+    "out_of_order",
 }
 _ASK_ERRORS = _KNOWN | {"agent_unresponsive"}
-_TOOL_KINDS = {"tool_call_malformed", "unknown_tool", "invalid_tool_arguments", "tool_error", "tool_timeout"}
+_TOOL_KINDS = {
+    "tool_call_malformed",
+    "unknown_tool",
+    "invalid_tool_arguments",
+    "tool_error",
+    "tool_timeout",
+}
 
 
 class TaskContext:
@@ -485,14 +581,34 @@ class TaskContext:
     def score(self, text: str) -> Score:
         return self.scorer(self.task, text)
 
-    def fail(self, kind: str, *, agents: Sequence[str] = (), round: int = 0,
-             evidence: Sequence[str] = (), detail: str = "") -> None:
-        self.runner.record(Failure(kind=kind, task_id=self.task.id, agents=list(agents), round=round,
-                                   evidence=list(evidence), detail=detail))
+    def fail(
+        self,
+        kind: str,
+        *,
+        agents: Sequence[str] = (),
+        round: int = 0,
+        evidence: Sequence[str] = (),
+        detail: str = "",
+    ) -> None:
+        self.runner.record(
+            Failure(
+                kind=kind,
+                task_id=self.task.id,
+                agents=list(agents),
+                round=round,
+                evidence=list(evidence),
+                detail=detail,
+            )
+        )
 
     def phase(self, protocol: str, phase: str, **fields: Any) -> None:
-        self.runner.journal.write("phase", task_id=self.task.id, protocol=protocol, phase=phase,
-                                  **msgspec.to_builtins(fields))
+        self.runner.journal.write(
+            "phase",
+            task_id=self.task.id,
+            protocol=protocol,
+            phase=phase,
+            **msgspec.to_builtins(fields),
+        )
 
     async def ask(
         self,
@@ -515,13 +631,25 @@ class TaskContext:
         if not self.alive(agent):
             if (self.task.id, agent) not in runner._crash_noted:
                 runner._crash_noted.add((self.task.id, agent))
-                self.fail("agent_crash", agents=[agent], round=round, detail=f"{agent} is down; ask not sent")
+                self.fail(
+                    "agent_crash",
+                    agents=[agent],
+                    round=round,
+                    detail=f"{agent} is down; ask not sent",
+                )
             return AskResult(agent=agent, msg_id="", failure="agent_crash", detail="agent is down")
         deadline = deadline_s if deadline_s is not None else self.scenario.protocol.deadline_s
         sampling = sampling or self.scenario.sampling(agent, seed=runner._agent_seed(agent))
-        body = Ask(messages=list(messages), sampling=sampling, tools=tools, response_schema=response_schema,
-                   deadline_s=deadline, share_with=list(share_with), peer_inbox=peer_inbox,
-                   peer_template=peer_template)
+        body = Ask(
+            messages=list(messages),
+            sampling=sampling,
+            tools=tools,
+            response_schema=response_schema,
+            deadline_s=deadline,
+            share_with=list(share_with),
+            peer_inbox=peer_inbox,
+            peer_template=peer_template,
+        )
         env = runner.outbox.make(agent, body, task_id=self.task.id, round=round)
         pending = _Pending(agent, trio.current_time())
         runner.pending[env.msg_id] = pending
@@ -539,30 +667,61 @@ class TaskContext:
             self.prompt_tokens += c.usage.prompt_tokens
             self.completion_tokens += c.usage.completion_tokens
             self.decode_s += c.timings.prefill_s + c.timings.decode_s
-            return AskResult(agent=agent, msg_id=env.msg_id, completion=c, peers_seen=list(reply.peers_seen),
-                             latency_s=latency)
+            return AskResult(
+                agent=agent,
+                msg_id=env.msg_id,
+                completion=c,
+                peers_seen=list(reply.peers_seen),
+                latency_s=latency,
+            )
         if pending.error is not None:
             kind, detail = pending.error
             key = (self.task.id, agent)
             if kind != "agent_crash":
-                self.fail(kind if kind in _ASK_ERRORS else "engine_error", agents=[agent], round=round,
-                          evidence=[env.msg_id], detail=detail[:300])
+                self.fail(
+                    kind if kind in _ASK_ERRORS else "engine_error",
+                    agents=[agent],
+                    round=round,
+                    evidence=[env.msg_id],
+                    detail=detail[:300],
+                )
             elif key not in runner._crash_noted:
                 runner._crash_noted.add(key)
-                self.fail(kind, agents=[agent], round=round, evidence=[env.msg_id], detail=detail[:300])
-            return AskResult(agent=agent, msg_id=env.msg_id, failure=kind, detail=detail, latency_s=latency)
+                self.fail(
+                    kind, agents=[agent], round=round, evidence=[env.msg_id], detail=detail[:300]
+                )
+            return AskResult(
+                agent=agent, msg_id=env.msg_id, failure=kind, detail=detail, latency_s=latency
+            )
         runner.answered.add(env.msg_id)
-        self.fail("message_timeout", agents=[agent], round=round, evidence=[env.msg_id],
-                  detail=f"no reply from {agent} within {deadline:g}s")
-        return AskResult(agent=agent, msg_id=env.msg_id, failure="message_timeout", latency_s=latency)
+        self.fail(
+            "message_timeout",
+            agents=[agent],
+            round=round,
+            evidence=[env.msg_id],
+            detail=f"no reply from {agent} within {deadline:g}s",
+        )
+        return AskResult(
+            agent=agent, msg_id=env.msg_id, failure="message_timeout", latency_s=latency
+        )
 
-    async def call_tool(self, agent: str, call: ToolCall, *, round: int = 0, deadline_s: float = 60.0) -> ToolResult:
+    async def call_tool(
+        self, agent: str, call: ToolCall, *, round: int = 0, deadline_s: float = 60.0
+    ) -> ToolResult:
         """Run a tool call in ``agent``'s process; tool failures are recorded with evidence."""
         runner = self.runner
         if not self.alive(agent):
-            return ToolResult(call_id=call.id, name=call.function.name, msg_id="", content="",
-                              problem="agent_crash", detail=f"{agent} is down")
-        body = ToolCallMsg(call_id=call.id, name=call.function.name, arguments=call.function.arguments)
+            return ToolResult(
+                call_id=call.id,
+                name=call.function.name,
+                msg_id="",
+                content="",
+                problem="agent_crash",
+                detail=f"{agent} is down",
+            )
+        body = ToolCallMsg(
+            call_id=call.id, name=call.function.name, arguments=call.function.arguments
+        )
         env = runner.outbox.make(agent, body, task_id=self.task.id, round=round)
         pending = _Pending(agent, trio.current_time())
         runner.pending[env.msg_id] = pending
@@ -577,20 +736,54 @@ class TaskContext:
             evidence = [env.msg_id, pending.reply.msg_id]
             if r.error:
                 kind = r.error if r.error in _TOOL_KINDS else "tool_error"
-                self.fail(kind, agents=[agent], round=round, evidence=evidence, detail=f"{r.name}: {r.content[:300]}")
-            return ToolResult(call_id=call.id, name=r.name, msg_id=env.msg_id, content=r.content,
-                              problem=r.error, detail=r.content if r.error else "")
+                self.fail(
+                    kind,
+                    agents=[agent],
+                    round=round,
+                    evidence=evidence,
+                    detail=f"{r.name}: {r.content[:300]}",
+                )
+            return ToolResult(
+                call_id=call.id,
+                name=r.name,
+                msg_id=env.msg_id,
+                content=r.content,
+                problem=r.error,
+                detail=r.content if r.error else "",
+            )
         if pending.error is not None:
             kind, detail = pending.error
-            self.fail(kind if kind in _ASK_ERRORS | {"agent_crash"} else "engine_error", agents=[agent],
-                      round=round, evidence=[env.msg_id], detail=detail[:300])
-            return ToolResult(call_id=call.id, name=call.function.name, msg_id=env.msg_id, content="",
-                              problem=kind, detail=detail)
+            self.fail(
+                kind if kind in _ASK_ERRORS | {"agent_crash"} else "engine_error",
+                agents=[agent],
+                round=round,
+                evidence=[env.msg_id],
+                detail=detail[:300],
+            )
+            return ToolResult(
+                call_id=call.id,
+                name=call.function.name,
+                msg_id=env.msg_id,
+                content="",
+                problem=kind,
+                detail=detail,
+            )
         runner.answered.add(env.msg_id)
-        self.fail("tool_timeout", agents=[agent], round=round, evidence=[env.msg_id],
-                  detail=f"{call.function.name} gave no result within {deadline_s:g}s")
-        return ToolResult(call_id=call.id, name=call.function.name, msg_id=env.msg_id, content="",
-                          problem="tool_timeout", detail="no result in time")
+        self.fail(
+            "tool_timeout",
+            agents=[agent],
+            round=round,
+            evidence=[env.msg_id],
+            detail=f"{call.function.name} gave no result within {deadline_s:g}s",
+        )
+        return ToolResult(
+            call_id=call.id,
+            name=call.function.name,
+            msg_id=env.msg_id,
+            content="",
+            problem="tool_timeout",
+            detail="no result in time",
+        )
 
     async def ask_all(
         self,
@@ -606,8 +799,14 @@ class TaskContext:
 
         async def one(agent: str) -> None:
             share_with = [a for a in names if a != agent] if share else []
-            results[agent] = await self.ask(agent, requests[agent], round=round, share_with=share_with,
-                                            peer_inbox=peer_inbox, peer_template=peer_template)
+            results[agent] = await self.ask(
+                agent,
+                requests[agent],
+                round=round,
+                share_with=share_with,
+                peer_inbox=peer_inbox,
+                peer_template=peer_template,
+            )
 
         async with trio.open_nursery() as nursery:
             for agent in names:

@@ -28,7 +28,7 @@ class _Table(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     pass
 
 
-class RunSpec(_Table):
+class RunSpec(_Table, frozen=True):
     name: Name = "run"
     seed: int = 0
     out: str = "runs"
@@ -40,14 +40,14 @@ class RunSpec(_Table):
     shutdown_timeout_s: PositiveFloat = 5.0
 
 
-class TasksSpec(_Table):
+class TasksSpec(_Table, frozen=True):
     suite: str = "gsm8k"
     limit: NonNegInt = 0
     shuffle: bool = False
     offset: NonNegInt = 0
 
 
-class SamplingSpec(_Table):
+class SamplingSpec(_Table, frozen=True):
     temperature: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     top_k: NonNegInt = 0
@@ -55,7 +55,7 @@ class SamplingSpec(_Table):
     stop: list[str] = msgspec.field(default_factory=list)
 
 
-class AgentSpec(_Table):
+class AgentSpec(_Table, frozen=True):
     engine: str = "mlc"
     model: str = "smollm2-135m-instruct"
     role: str = ""
@@ -69,7 +69,7 @@ class AgentSpec(_Table):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class ProtocolSpec(_Table):
+class ProtocolSpec(_Table, frozen=True):
     kind: str = "solo"
     agents: list[str] = msgspec.field(default_factory=list)
     rounds: PositiveInt = 2
@@ -80,12 +80,14 @@ class ProtocolSpec(_Table):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Scenario(_Table):
+class Scenario(_Table, frozen=True):
     run: RunSpec = msgspec.field(default_factory=RunSpec)
     tasks: TasksSpec = msgspec.field(default_factory=TasksSpec)
     agents: dict[Name, AgentSpec] = msgspec.field(default_factory=dict)
     protocol: ProtocolSpec = msgspec.field(default_factory=ProtocolSpec)
     faults: dict[str, Any] = msgspec.field(default_factory=dict)
+    environment: dict[str, Any] = msgspec.field(default_factory=dict)
+    sweep: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def engine_config(self, name: str, seed: int) -> EngineConfig:
         spec = self.agents[name]
@@ -136,6 +138,13 @@ def parse_scenario(text: str, where: str, *, base_dir: Path | None = None) -> Sc
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"TOML syntax error: {e} ({where})") from None
+    return scenario_from_raw(raw, text, where, base_dir=base_dir)
+
+
+def scenario_from_raw(
+    raw: dict[str, Any], text: str, where: str, *, base_dir: Path | None = None
+) -> Scenario:
+    """Decode and cross-check an already parsed scenario table (``text`` locates lines)."""
     agents = raw.get("agents")
     if isinstance(agents, dict):
         for name, table in agents.items():
@@ -147,7 +156,9 @@ def parse_scenario(text: str, where: str, *, base_dir: Path | None = None) -> Sc
             try:
                 msgspec.convert(table, AgentSpec)
             except msgspec.ValidationError as e:
-                raise ScenarioError(_explain(str(e), raw, text, where, prefix=["agents", name])) from None
+                raise ScenarioError(
+                    _explain(str(e), raw, text, where, prefix=["agents", name])
+                ) from None
     try:
         scenario = msgspec.convert(raw, Scenario)
     except msgspec.ValidationError as e:
@@ -178,7 +189,9 @@ def _lookup(raw: Any, parts: list[str]) -> tuple[bool, Any]:
     return True, cur
 
 
-def _explain(message: str, raw: dict[str, Any], text: str, where: str, prefix: list[str] | None = None) -> str:
+def _explain(
+    message: str, raw: dict[str, Any], text: str, where: str, prefix: list[str] | None = None
+) -> str:
     m = _PATH_RE.search(message)
     parts = [*(prefix or []), *(_split_path(m.group(1)) if m else [])]
     rule = message[: m.start()] if m else message
@@ -254,26 +267,37 @@ def _find_line(text: str, parts: list[str]) -> int:
     return best
 
 
-def _cross_check(scenario: Scenario, raw: dict[str, Any], text: str, where: str, base: Path) -> None:
+def _cross_check(
+    scenario: Scenario, raw: dict[str, Any], text: str, where: str, base: Path
+) -> None:
     def fail(parts: list[str], rule: str, value: Any) -> None:
         field = ".".join(parts)
-        raise ScenarioError(f"{field} {rule}, got {_show(value)} ({where_line(text, parts, where)})")
+        raise ScenarioError(
+            f"{field} {rule}, got {_show(value)} ({where_line(text, parts, where)})"
+        )
 
     if not scenario.agents:
         raise ScenarioError(f"agents must declare at least one agent ({where})")
     for name, spec in scenario.agents.items():
         if spec.engine not in ENGINE_NAMES:
-            fail(["agents", name, "engine"], f"must be one of {', '.join(ENGINE_NAMES)}", spec.engine)
-        if spec.model.endswith(".gguf") and not (base / spec.model).exists():
-            if not Path(spec.model).exists():
-                fail(["agents", name, "model"], "must name an existing .gguf file", spec.model)
+            fail(
+                ["agents", name, "engine"], f"must be one of {', '.join(ENGINE_NAMES)}", spec.engine
+            )
+        if (
+            spec.model.endswith(".gguf")
+            and not (base / spec.model).exists()
+            and not Path(spec.model).exists()
+        ):
+            fail(["agents", name, "model"], "must name an existing .gguf file", spec.model)
     for i, agent in enumerate(scenario.protocol.agents):
         if agent not in scenario.agents:
-            fail(["protocol", "agents", str(i)], "must name an agent declared under [agents]", agent)
+            fail(
+                ["protocol", "agents", str(i)], "must name an agent declared under [agents]", agent
+            )
     from agentsim.protocols import PROTOCOLS
 
     kind = scenario.protocol.kind
-    if kind not in PROTOCOLS and ":" not in kind:
+    if kind not in PROTOCOLS and ":" not in kind and not scenario.environment:
         fail(["protocol", "kind"], f"must be one of {', '.join(sorted(PROTOCOLS))}", kind)
     if scenario.faults:
         from agentsim.bus.faults_seeded import FaultConfigError, parse_faults
@@ -286,6 +310,18 @@ def _cross_check(scenario: Scenario, raw: dict[str, Any], text: str, where: str,
             found, value = _lookup(raw, parts)
             got = f", got {_show(value)}" if found and "got" not in rule else ""
             raise ScenarioError(f"{field} {rule}{got} ({where_line(text, parts, where)})") from None
+    if scenario.environment:
+        from agentsim.environments import EnvironmentConfigError, parse_environment
+
+        try:
+            parse_environment(scenario.environment, list(scenario.agents))
+        except EnvironmentConfigError as e:
+            field, _, rule = str(e).partition(" ")
+            parts = _split_path("." + field)
+            found, value = _lookup(raw, parts)
+            got = f", got {_show(value)}" if found and "got" not in rule else ""
+            raise ScenarioError(f"{field} {rule}{got} ({where_line(text, parts, where)})") from None
+        return
     from agentsim.tasks import BUILTIN_SUITES
 
     suite = scenario.tasks.suite

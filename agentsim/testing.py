@@ -25,8 +25,8 @@ from agentsim.launch import InProcessLauncher
 from agentsim.rundir import RunFolder
 from agentsim.runner import Runner
 from agentsim.scenario import Scenario, parse_scenario
-from agentsim.tasks import load_suite
 from agentsim.tasks.base import Scorer, Task
+from agentsim.work import load_work
 
 __all__ = [
     "MemoryHub",
@@ -40,8 +40,9 @@ __all__ = [
 ]
 
 
-
-def scenario_from_toml(text: str, where: str = "test.toml", base_dir: Path | None = None) -> Scenario:
+def scenario_from_toml(
+    text: str, where: str = "test.toml", base_dir: Path | None = None
+) -> Scenario:
     return parse_scenario(text, where, base_dir=base_dir)
 
 
@@ -57,14 +58,16 @@ async def simulate(
 ) -> tuple[dict[str, Any], Runner]:
     """Run ``scenario`` in-process; returns the summary and the runner (for its journal)."""
     base = base_dir or Path.cwd()
-    if tasks is None or scorer is None:
-        t = scenario.tasks
-        loaded, loaded_scorer = load_suite(t.suite, base_dir=base, limit=t.limit, shuffle=t.shuffle,
-                                           seed=scenario.run.seed, offset=t.offset)
-        tasks = tasks if tasks is not None else loaded
-        scorer = scorer or loaded_scorer
-    folder = RunFolder.create(out, scenario.run.name, msgspec.json.encode(scenario).decode(),
-                              seed=scenario.run.seed, argv=["simulate"])
+    loaded, loaded_scorer, protocol_cls = load_work(scenario, base)
+    tasks = tasks if tasks is not None else loaded
+    scorer = scorer or loaded_scorer
+    folder = RunFolder.create(
+        out,
+        scenario.run.name,
+        msgspec.json.encode(scenario).decode(),
+        seed=scenario.run.seed,
+        argv=["simulate"],
+    )
     hub = MemoryHub()
     runner = Runner(
         scenario,
@@ -76,6 +79,7 @@ async def simulate(
         tasks=tasks,
         scorer=scorer,
         faults=faults if faults is not None else build_fault_layer(scenario),
+        protocol_cls=protocol_cls,
     )
     summary = await runner.run()
     return summary, runner

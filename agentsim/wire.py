@@ -78,6 +78,7 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True, tag="reply"):
     in_reply_to: str
     completion: Completion
     peers_seen: list[str] = msgspec.field(default_factory=list)
+    request_hash: str = ""
 
 
 class Peer(msgspec.Struct, frozen=True, kw_only=True, tag="peer"):

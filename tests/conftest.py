@@ -17,8 +17,13 @@ def run_cli(tmp_path: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen([sys.executable, "-m", "agentsim", *args], cwd=kw.pop("cwd", tmp_path), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, **kw)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "agentsim", *args],
+            cwd=kw.pop("cwd", tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            **kw,
+        )
         procs.append(p)
         return p
 
@@ -27,4 +32,3 @@ def run_cli(tmp_path: Path) -> Iterator[Any]:
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             p.wait()
-

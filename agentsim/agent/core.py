@@ -18,7 +18,7 @@ import structlog
 import trio
 
 from agentsim import __version__
-from agentsim.chat import ChatMessage, ChatRequest
+from agentsim.chat import ChatMessage, ChatRequest, request_hash
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.base import ContextOverflow, EngineError
 from agentsim.util import find_exception
@@ -99,7 +99,7 @@ class Agent:
         self.slow_factor = 1.0
         self.tool_names: list[str] = []
         self.tools: dict[str, Any] = {}
-        self.inbox: dict[str, list[tuple[str, str, str]]] = {}
+        self.inbox: dict[str, list[tuple[int, str, str, str]]] = {}
         self.busy = False
         self._last_from_runner = 0.0
         self._asks_send, self._asks_recv = trio.open_memory_channel[Envelope](1000)
@@ -112,7 +112,12 @@ class Agent:
     async def run(self) -> int:
         """Serve until ``Shutdown`` or until the broker goes silent; returns an exit code."""
         try:
-            await self._send(RUNNER, Hello(agent=self.name, pid=self.pid, host=socket.gethostname(), version=__version__))
+            await self._send(
+                RUNNER,
+                Hello(
+                    agent=self.name, pid=self.pid, host=socket.gethostname(), version=__version__
+                ),
+            )
             config = await self._await_configure()
             await self._load(config)
             async with trio.open_nursery() as nursery:
@@ -151,7 +156,9 @@ class Agent:
                         try:
                             return msgspec.convert(cfg.engine, EngineConfig)
                         except msgspec.ValidationError as e:
-                            await self._send(RUNNER, Error(kind="engine_error", detail=f"bad engine config: {e}"))
+                            await self._send(
+                                RUNNER, Error(kind="engine_error", detail=f"bad engine config: {e}")
+                            )
                             raise AgentExit(2, "bad engine config") from e
                     case Shutdown(reason=reason):
                         raise AgentExit(0, f"shutdown before configure: {reason}")
@@ -195,7 +202,9 @@ class Agent:
                 extra=dict(info.extra),
             ),
         )
-        log.info("agent_ready", agent=self.name, engine=info.engine, model=info.model, load_s=load_s)
+        log.info(
+            "agent_ready", agent=self.name, engine=info.engine, model=info.model, load_s=load_s
+        )
 
     def _decode(self, frame: bytes) -> Envelope | None:
         try:
@@ -209,7 +218,13 @@ class Agent:
             frame = await self.link.recv()
             env = self._decode(frame)
             if env is None:
-                await self._send(RUNNER, Error(kind="malformed_message", detail=f"{self.name} got {len(frame)} undecodable bytes"))
+                await self._send(
+                    RUNNER,
+                    Error(
+                        kind="malformed_message",
+                        detail=f"{self.name} got {len(frame)} undecodable bytes",
+                    ),
+                )
                 continue
             if env.src == RUNNER:
                 self._last_from_runner = trio.current_time()
@@ -218,7 +233,7 @@ class Agent:
                 case Ask() | ToolCallMsg():
                     self._asks_send.send_nowait(env)
                 case Peer(content=content):
-                    self.inbox.setdefault(env.task_id, []).append((env.src, env.msg_id, content))
+                    self.inbox.setdefault(env.task_id, []).append((env.round, env.src, env.msg_id, content))
                 case Shutdown(reason=reason):
                     nursery.cancel_scope.cancel()
                     raise AgentExit(0, f"shutdown: {reason}")
@@ -233,7 +248,10 @@ class Agent:
         if env.seq > expected:
             await self._send(
                 RUNNER,
-                Error(kind="message_lost", detail=f"{self.name} saw {env.src} seq jump {expected - 1} -> {env.seq} at {env.msg_id}"),
+                Error(
+                    kind="message_lost",
+                    detail=f"{self.name} saw {env.src} seq jump {expected - 1} -> {env.seq} at {env.msg_id}",
+                ),
                 task_id=env.task_id,
             )
         self._next_seq[env.src] = max(expected, env.seq + 1)
@@ -262,8 +280,12 @@ class Agent:
         from agentsim.chat import FunctionCall, ToolCall
         from agentsim.tools import run_tool_call
 
-        call = ToolCall(id=msg.call_id, function=FunctionCall(name=msg.name, arguments=msg.arguments))
-        outcome = await trio.to_thread.run_sync(run_tool_call, call, self.tools, abandon_on_cancel=True)
+        call = ToolCall(
+            id=msg.call_id, function=FunctionCall(name=msg.name, arguments=msg.arguments)
+        )
+        outcome = await trio.to_thread.run_sync(
+            run_tool_call, call, self.tools, abandon_on_cancel=True
+        )
         body = ToolResultMsg(
             call_id=msg.call_id,
             name=msg.name,
@@ -278,20 +300,27 @@ class Agent:
         messages = list(ask.messages)
         if not ask.peer_inbox:
             return messages, []
-        peers = sorted(self.inbox.pop(env.task_id, []))  # arrival order is a race; names are not
+        # Only answers from earlier rounds: a fast peer's answer to *this* round may already be
+        # here, and using it would make the prompt depend on timing. Names, not arrival, order.
+        held = self.inbox.get(env.task_id, [])
+        peers = sorted(p for p in held if p[0] < env.round)
+        self.inbox[env.task_id] = [p for p in held if p[0] >= env.round]
         if not peers:
             return messages, []
-        lines = "\n".join(f"- {src}: {content}" for src, _, content in peers)
+        lines = "\n".join(f"- {src}: {content}" for _, src, _, content in peers)
         template = ask.peer_template or DEFAULT_PEER_TEMPLATE
         messages.append(ChatMessage(role="user", content=template.replace("{peers}", lines)))
-        return messages, [mid for _, mid, _ in peers]
+        return messages, [mid for _, _, mid, _ in peers]
 
     async def _answer(self, env: Envelope, ask: Ask) -> None:
         assert self.engine is not None
         engine = self.engine
         messages, peers_seen = self._with_peers(env, ask)
         request = ChatRequest(
-            messages=messages, sampling=ask.sampling, tools=ask.tools, response_schema=ask.response_schema
+            messages=messages,
+            sampling=ask.sampling,
+            tools=ask.tools,
+            response_schema=ask.response_schema,
         )
         self.busy = True
         try:
@@ -300,24 +329,43 @@ class Agent:
                 completion = engine.chat(request)
                 await trio.sleep(float(getattr(engine, "last_latency", 0.0)))
             else:
-                completion = await trio.to_thread.run_sync(engine.chat, request, abandon_on_cancel=True)
+                completion = await trio.to_thread.run_sync(
+                    engine.chat, request, abandon_on_cancel=True
+                )
             if self.slow_factor > 1:  # an injected ``slow`` fault: stretch the engine's time
                 await trio.sleep((self.slow_factor - 1) * (trio.current_time() - t0))
         except ContextOverflow as e:
-            await self._send(RUNNER, Error(kind="context_overflow", detail=str(e), in_reply_to=env.msg_id), task_id=env.task_id, round=env.round)
+            await self._send(
+                RUNNER,
+                Error(kind="context_overflow", detail=str(e), in_reply_to=env.msg_id),
+                task_id=env.task_id,
+                round=env.round,
+            )
             return
         except Exception as e:  # an engine bug must not take the agent down
             log.warning("engine_failed", agent=self.name, error=repr(e)[:300])
-            await self._send(RUNNER, Error(kind="engine_error", detail=repr(e)[:500], in_reply_to=env.msg_id), task_id=env.task_id, round=env.round)
+            await self._send(
+                RUNNER,
+                Error(kind="engine_error", detail=repr(e)[:500], in_reply_to=env.msg_id),
+                task_id=env.task_id,
+                round=env.round,
+            )
             return
         finally:
             self.busy = False
         for peer in ask.share_with:
             if peer != self.name:
-                await self._send(peer, Peer(content=completion.text), task_id=env.task_id, round=env.round)
+                await self._send(
+                    peer, Peer(content=completion.text), task_id=env.task_id, round=env.round
+                )
         await self._send(
             RUNNER,
-            Reply(in_reply_to=env.msg_id, completion=completion, peers_seen=peers_seen),
+            Reply(
+                in_reply_to=env.msg_id,
+                completion=completion,
+                peers_seen=peers_seen,
+                request_hash=request_hash(request),
+            ),
             task_id=env.task_id,
             round=env.round,
         )

@@ -24,10 +24,16 @@ def set_parent_death_signal() -> None:
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--connect", required=True, help="broker endpoint, e.g. ipc:///tmp/x/bus or tcp://HOST:PORT")
+    parser.add_argument(
+        "--connect", required=True, help="broker endpoint, e.g. ipc:///tmp/x/bus or tcp://HOST:PORT"
+    )
     parser.add_argument("--name", required=True, help="agent name (its socket identity)")
-    parser.add_argument("--run-id", default="", help="run id (learned from the runner when omitted)")
-    parser.add_argument("--configure-timeout", type=float, default=120.0, help="seconds to wait for the runner")
+    parser.add_argument(
+        "--run-id", default="", help="run id (learned from the runner when omitted)"
+    )
+    parser.add_argument(
+        "--configure-timeout", type=float, default=120.0, help="seconds to wait for the runner"
+    )
     return parser
 
 
@@ -43,7 +49,9 @@ def main(args: argparse.Namespace) -> int:
     link = DealerLink(args.connect, args.name)
 
     async def _run() -> int:
-        agent = Agent(link, args.name, run_id=args.run_id, configure_timeout_s=args.configure_timeout)
+        agent = Agent(
+            link, args.name, run_id=args.run_id, configure_timeout_s=args.configure_timeout
+        )
         try:
             return await agent.run()
         finally:

@@ -39,7 +39,7 @@ class _F(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     pass
 
 
-class Scope(_F):
+class Scope(_F, frozen=True):
     """Which deliveries a message fault applies to (empty = all)."""
 
     p: Prob = 1.0
@@ -50,7 +50,7 @@ class Scope(_F):
     end_s: NonNeg = 0.0
 
 
-class DelaySpec(Scope):
+class DelaySpec(Scope, frozen=True):
     dist: Literal["fixed", "uniform", "exponential"] = "fixed"
     value_s: NonNeg = 0.05
     low_s: NonNeg = 0.0
@@ -58,34 +58,34 @@ class DelaySpec(Scope):
     mean_s: NonNeg = 0.05
 
 
-class ReorderSpec(Scope):
+class ReorderSpec(Scope, frozen=True):
     window_s: NonNeg = 0.05
 
 
-class PartitionSpec(_F):
+class PartitionSpec(_F, frozen=True):
     groups: list[list[str]]
     start_s: NonNeg = 0.0
     heal_s: NonNeg = 0.0
 
 
-class KillSpec(_F):
+class KillSpec(_F, frozen=True):
     agent: str
     at_s: NonNeg = 0.0
     after_messages: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
-class PauseSpec(_F):
+class PauseSpec(_F, frozen=True):
     agent: str
     at_s: NonNeg = 0.0
     duration_s: NonNeg = 1.0
 
 
-class SlowSpec(_F):
+class SlowSpec(_F, frozen=True):
     agent: str
     factor: Annotated[float, msgspec.Meta(ge=1)] = 2.0
 
 
-class FaultsSpec(_F):
+class FaultsSpec(_F, frozen=True):
     drop: Scope | None = None
     delay: DelaySpec | None = None
     duplicate: Scope | None = None
@@ -118,8 +118,9 @@ def parse_faults(raw: dict[str, Any], agents: list[str]) -> FaultsSpec:
     named: list[tuple[str, str]] = []
     for i, p in enumerate(spec.partition):
         named += [(f"faults.partition[{i}].groups", a) for g in p.groups for a in g]
-    for key, items in (("kill", spec.kill), ("pause", spec.pause), ("slow", spec.slow)):
-        named += [(f"faults.{key}[{i}].agent", it.agent) for i, it in enumerate(items)]
+    named += [(f"faults.kill[{i}].agent", it.agent) for i, it in enumerate(spec.kill)]
+    named += [(f"faults.pause[{i}].agent", it.agent) for i, it in enumerate(spec.pause)]
+    named += [(f"faults.slow[{i}].agent", it.agent) for i, it in enumerate(spec.slow)]
     for key in ("drop", "delay", "duplicate", "reorder"):
         scope = getattr(spec, key)
         if scope is not None:
@@ -127,8 +128,13 @@ def parse_faults(raw: dict[str, Any], agents: list[str]) -> FaultsSpec:
             for link in scope.links:
                 src, sep, dst = link.partition("->")
                 if not sep:
-                    raise FaultConfigError(f"faults.{key}.links must look like 'a->b', got {link!r}")
-                named += [(f"faults.{key}.links", src.strip()), (f"faults.{key}.links", dst.strip())]
+                    raise FaultConfigError(
+                        f"faults.{key}.links must look like 'a->b', got {link!r}"
+                    )
+                named += [
+                    (f"faults.{key}.links", src.strip()),
+                    (f"faults.{key}.links", dst.strip()),
+                ]
     for field, agent in named:
         if agent not in known:
             raise FaultConfigError(f"{field} must name a declared agent, got {agent!r}")
@@ -183,8 +189,17 @@ class SeededFaults:
 
     def _fault(self, journal: Journal, kind: str, env: Envelope, dst: str, **extra: Any) -> str:
         fid = f"fault-{next(self._ids)}"
-        journal.write("fault", fault_id=fid, kind=kind, msg_id=env.msg_id, src=env.src, dst=dst,
-                      task_id=env.task_id, msg_kind=body_kind(env.body), **extra)
+        journal.write(
+            "fault",
+            fault_id=fid,
+            kind=kind,
+            msg_id=env.msg_id,
+            src=env.src,
+            dst=dst,
+            task_id=env.task_id,
+            msg_kind=body_kind(env.body),
+            **extra,
+        )
         return fid
 
     def plan(self, env: Envelope, dst: str, journal: Journal) -> list[tuple[float, str]]:
@@ -212,12 +227,20 @@ class SeededFaults:
             else:
                 delay = d.value_s
             fid = self._fault(journal, "delay", env, dst, delay_s=round(delay, 6))
-        if s.reorder and self._matches(s.reorder, env, dst, now) and self.rng.random() < s.reorder.p:
+        if (
+            s.reorder
+            and self._matches(s.reorder, env, dst, now)
+            and self.rng.random() < s.reorder.p
+        ):
             extra = self.rng.uniform(0, s.reorder.window_s)
             delay += extra
             fid = self._fault(journal, "reorder", env, dst, delay_s=round(extra, 6))
         copies = [(delay, fid)]
-        if s.duplicate and self._matches(s.duplicate, env, dst, now) and self.rng.random() < s.duplicate.p:
+        if (
+            s.duplicate
+            and self._matches(s.duplicate, env, dst, now)
+            and self.rng.random() < s.duplicate.p
+        ):
             dup = self._fault(journal, "duplicate", env, dst)
             copies.append((delay + 0.001, dup))
         return copies

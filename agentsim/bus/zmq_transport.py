@@ -72,7 +72,7 @@ class DealerLink:
     """An agent's DEALER socket with IDENTITY = its name."""
 
     def __init__(self, endpoint: str, name: str) -> None:
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, name.encode())
         sock.setsockopt(zmq.SNDHWM, _HWM)

@@ -18,7 +18,7 @@ class TrioSocket:
 
     def __init__(self, sock: zmq.Socket[bytes]) -> None:
         self.sock = sock
-        self._fd: int = sock.getsockopt(zmq.FD)
+        self._fd = int(sock.getsockopt(zmq.FD))
         self._watch_scope: trio.CancelScope | None = None
         self._changed = trio.Event()
         self._closed = False
@@ -34,7 +34,7 @@ class TrioSocket:
             self._fire()
 
     async def _wait(self, flag: int) -> None:
-        while not (self.sock.getsockopt(zmq.EVENTS) & flag):
+        while not (int(self.sock.getsockopt(zmq.EVENTS)) & flag):
             if self._closed:
                 raise trio.ClosedResourceError("socket closed")
             if self._watch_scope is not None:

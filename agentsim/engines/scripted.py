@@ -74,7 +74,9 @@ class ScriptedEngine:
         self._load_s = time.perf_counter() - t0
 
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="scripted", model=self.config.model or "scripted", load_s=self._load_s)
+        return EngineInfo(
+            engine="scripted", model=self.config.model or "scripted", load_s=self._load_s
+        )
 
     def close(self) -> None:
         pass
@@ -108,7 +110,9 @@ class ScriptedEngine:
             if dist == "uniform":
                 seconds = rng.uniform(float(lat.get("low", 0.0)), float(lat.get("high", 0.0)))
             elif dist == "lognormal":
-                seconds = rng.lognormvariate(float(lat.get("mu", -3.0)), float(lat.get("sigma", 0.5)))
+                seconds = rng.lognormvariate(
+                    float(lat.get("mu", -3.0)), float(lat.get("sigma", 0.5))
+                )
             else:
                 seconds = float(lat.get("value", 0.0))
         self.last_latency = seconds * self.slow
@@ -140,14 +144,16 @@ class ScriptedEngine:
         )
 
     def _compose(self, request: ChatRequest, rng: random.Random, turn: int, gold: str) -> str:
-        last_user = next((m.content or "" for m in reversed(request.messages) if m.role == "user"), "")
+        last_user = next(
+            (m.content or "" for m in reversed(request.messages) if m.role == "user"), ""
+        )
         if self.script:
             return self.script[min(turn, len(self.script) - 1)].replace("{gold}", gold)
         for pattern, reply in self.rules:
             if pattern.search(last_user):
                 return reply.replace("{gold}", gold)
         if rng.random() < self.malformed_rate:
-            return rng.choice(["I am not sure.", "Let me think about it...", "{\"answer\": "])
+            return rng.choice(["I am not sure.", "Let me think about it...", '{"answer": '])
         peers = _PEER_LINE.findall(last_user)
         if peers and rng.random() < self.conformity:
             numbers = [m[-1] for m in (_NUM.findall(p) for p in peers) if m]

@@ -26,7 +26,9 @@ def load_protocol_class(kind: str, base_dir: Path | None = None) -> type[BasePro
     target = PROTOCOLS.get(kind, kind)
     module_name, _, cls_name = target.partition(":")
     if not cls_name:
-        raise ProtocolLoadError(f"protocol.kind must be a built-in name or 'module:Class', got {kind!r}")
+        raise ProtocolLoadError(
+            f"protocol.kind must be a built-in name or 'module:Class', got {kind!r}"
+        )
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_absolute() and base_dir is not None and not path.exists():
@@ -41,7 +43,9 @@ def load_protocol_class(kind: str, base_dir: Path | None = None) -> type[BasePro
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
-            raise ProtocolLoadError(f"protocol.kind module {module_name!r} cannot be imported: {e}") from e
+            raise ProtocolLoadError(
+                f"protocol.kind module {module_name!r} cannot be imported: {e}"
+            ) from e
     cls = getattr(module, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, BaseProtocol)):
         raise ProtocolLoadError(f"protocol.kind {kind!r} is not a BaseProtocol subclass")

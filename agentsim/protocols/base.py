@@ -50,7 +50,11 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
     detail: str = ""
 
     def as_message(self) -> ChatMessage:
-        text = self.content if not self.problem else f"Error ({self.problem}): {self.detail or self.content}"
+        text = (
+            self.content
+            if not self.problem
+            else f"Error ({self.problem}): {self.detail or self.content}"
+        )
         return ChatMessage(role="tool", content=text, name=self.name, tool_call_id=self.call_id)
 
 
@@ -98,7 +102,9 @@ class TaskDriver(Protocol):
         """Send one ``Ask`` and wait for its reply, error or deadline."""
         ...
 
-    async def call_tool(self, agent: str, call: ToolCall, *, round: int = 0, deadline_s: float = 60.0) -> ToolResult:
+    async def call_tool(
+        self, agent: str, call: ToolCall, *, round: int = 0, deadline_s: float = 60.0
+    ) -> ToolResult:
         """Run one tool call in the agent's process (its sandbox, its limits)."""
         ...
 
@@ -164,10 +170,15 @@ class BaseProtocol(ABC):
         self.spec = scenario.protocol
         self.agents = scenario.protocol_agents()
 
-    def enter(self, driver: TaskDriver, current: enum.Enum, new: enum.Enum, **fields: Any) -> enum.Enum:
+    def enter(
+        self, driver: TaskDriver, current: enum.Enum, new: enum.Enum, **fields: Any
+    ) -> enum.Enum:
         allowed = self.ALLOWED.get(str(current.value))
         if allowed is not None and str(new.value) not in allowed:
-            driver.fail("role_violation", detail=f"{self.name}: {current.value} -> {new.value} is not allowed")
+            driver.fail(
+                "role_violation",
+                detail=f"{self.name}: {current.value} -> {new.value} is not allowed",
+            )
             raise RuntimeError(f"invalid transition {current.value} -> {new.value} in {self.name}")
         driver.phase(self.name, str(new.value), **fields)
         return new

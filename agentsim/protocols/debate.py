@@ -83,12 +83,21 @@ class Debate(BaseProtocol):
         answers = extracted_answers(driver, results)
         for agent, res in results.items():
             if res.ok and agent not in answers:
-                driver.fail("no_final_answer", agents=[agent], evidence=[res.msg_id], detail="reply holds no answer")
+                driver.fail(
+                    "no_final_answer",
+                    agents=[agent],
+                    evidence=[res.msg_id],
+                    detail="reply holds no answer",
+                )
         history.append(answers)
         return answers
 
     def _detect_flips(
-        self, driver: TaskDriver, history: list[dict[str, str]], results: dict[str, AskResult], r: int
+        self,
+        driver: TaskDriver,
+        history: list[dict[str, str]],
+        results: dict[str, AskResult],
+        r: int,
     ) -> None:
         before, now = history[-2], history[-1]
         for agent, new in now.items():
@@ -98,7 +107,10 @@ class Debate(BaseProtocol):
             peers = {a: v for a, v in before.items() if a != agent}
             if new not in peers.values():
                 continue
-            if driver.score(f"Final Answer: {old}").correct and not driver.score(f"Final Answer: {new}").correct:
+            if (
+                driver.score(f"Final Answer: {old}").correct
+                and not driver.score(f"Final Answer: {new}").correct
+            ):
                 driver.fail(
                     "conformity_flip",
                     agents=[agent, *sorted(a for a, v in peers.items() if v == new)],

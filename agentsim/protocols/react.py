@@ -21,7 +21,7 @@ from agentsim.protocols.common import user_prompt
 from agentsim.tasks.base import Task
 from agentsim.tools import format_instructions, parse_tool_calls, turn_schema
 
-NUDGE = "Reply with one tool call as a JSON object, or with your answer as {\"final_answer\": \"...\"}."
+NUDGE = 'Reply with one tool call as a JSON object, or with your answer as {"final_answer": "..."}.'
 
 
 class ReAct(BaseProtocol):
@@ -54,7 +54,9 @@ class ReAct(BaseProtocol):
         instructions = format_instructions(tools) if tools else NUDGE
         return f"{base}\n\n{instructions}".strip()
 
-    async def loop(self, task: Task, driver: TaskDriver, agent: str, *, prompt: str = "") -> Outcome:
+    async def loop(
+        self, task: Task, driver: TaskDriver, agent: str, *, prompt: str = ""
+    ) -> Outcome:
         tools = driver.tool_schemas(agent)
         constrained = driver.scenario.agents[agent].constrained
         schema = turn_schema(tools) if constrained and tools else None
@@ -68,7 +70,9 @@ class ReAct(BaseProtocol):
         text = ""
         for step in range(self.spec.max_steps):
             phase = self.enter(driver, phase, self.Phase.THINK, step=step)
-            res = await driver.ask(agent, messages, round=step, tools=tools or None, response_schema=schema)
+            res = await driver.ask(
+                agent, messages, round=step, tools=tools or None, response_schema=schema
+            )
             if not res.ok:
                 self.enter(driver, phase, self.Phase.DONE, reason=res.failure)
                 return Outcome(answer=text, final=False, rounds=step + 1, by=agent)
@@ -78,8 +82,13 @@ class ReAct(BaseProtocol):
             if turn.tool_calls:
                 calls = [(c.function.name, c.function.arguments) for c in turn.tool_calls]
                 if calls == last_calls:
-                    driver.fail("step_repetition", agents=[agent], round=step, evidence=[res.msg_id],
-                                detail=f"repeated {calls[0][0]}({calls[0][1][:80]})")
+                    driver.fail(
+                        "step_repetition",
+                        agents=[agent],
+                        round=step,
+                        evidence=[res.msg_id],
+                        detail=f"repeated {calls[0][0]}({calls[0][1][:80]})",
+                    )
                 last_calls = calls
                 phase = self.enter(driver, phase, self.Phase.ACT, calls=[n for n, _ in calls])
                 for call in turn.tool_calls:
@@ -89,17 +98,35 @@ class ReAct(BaseProtocol):
                 continue
             if turn.final_answer is not None:
                 self.enter(driver, phase, self.Phase.DONE, step=step)
-                return Outcome(answer=f"Final Answer: {turn.final_answer}", rounds=step + 1, by=agent)
+                return Outcome(
+                    answer=f"Final Answer: {turn.final_answer}", rounds=step + 1, by=agent
+                )
             if turn.problem:
-                driver.fail("tool_call_malformed", agents=[agent], round=step, evidence=[res.msg_id],
-                            detail=turn.detail[:300])
-                messages.append(ChatMessage(role="user", content=f"That tool call could not be parsed. {NUDGE}"))
+                driver.fail(
+                    "tool_call_malformed",
+                    agents=[agent],
+                    round=step,
+                    evidence=[res.msg_id],
+                    detail=turn.detail[:300],
+                )
+                messages.append(
+                    ChatMessage(role="user", content=f"That tool call could not be parsed. {NUDGE}")
+                )
             else:
-                driver.fail("no_final_answer", agents=[agent], round=step, evidence=[res.msg_id],
-                            detail="turn has neither a tool call nor a final answer")
+                driver.fail(
+                    "no_final_answer",
+                    agents=[agent],
+                    round=step,
+                    evidence=[res.msg_id],
+                    detail="turn has neither a tool call nor a final answer",
+                )
                 messages.append(ChatMessage(role="user", content=NUDGE))
-        driver.fail("unaware_of_termination", agents=[agent], round=self.spec.max_steps,
-                    detail=f"no final answer within max_steps={self.spec.max_steps}")
+        driver.fail(
+            "unaware_of_termination",
+            agents=[agent],
+            round=self.spec.max_steps,
+            detail=f"no final answer within max_steps={self.spec.max_steps}",
+        )
         self.enter(driver, phase, self.Phase.DONE, reason="max_steps")
         return Outcome(answer=text, final=False, rounds=self.spec.max_steps, by=agent)
 
@@ -111,13 +138,24 @@ class ReAct(BaseProtocol):
         ]
         constrained = driver.scenario.agents[agent].constrained
         phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.THINK, step=0)
-        res = await driver.ask(agent, messages, tools=tools,
-                               response_schema=turn_schema(tools) if constrained else None)
+        res = await driver.ask(
+            agent,
+            messages,
+            tools=tools,
+            response_schema=turn_schema(tools) if constrained else None,
+        )
         self.enter(driver, phase, self.Phase.DONE)
         if not res.ok:
             return Outcome(answer="", final=False, by=agent)
         turn = parse_tool_calls(res.text)
         if turn.problem:
-            driver.fail("tool_call_malformed", agents=[agent], evidence=[res.msg_id], detail=turn.detail[:300])
-        calls = [{"name": c.function.name, "arguments": c.function.arguments} for c in turn.tool_calls]
+            driver.fail(
+                "tool_call_malformed",
+                agents=[agent],
+                evidence=[res.msg_id],
+                detail=turn.detail[:300],
+            )
+        calls = [
+            {"name": c.function.name, "arguments": c.function.arguments} for c in turn.tool_calls
+        ]
         return Outcome(answer=res.text, by=agent, extra={"calls": json.dumps(calls)})

@@ -31,6 +31,11 @@ class Solo(BaseProtocol):
         if not res.ok:
             return Outcome(answer="", final=False, by=agent)
         if not driver.score(res.text).extracted:
-            driver.fail("no_final_answer", agents=[agent], evidence=[res.msg_id], detail="reply holds no answer")
+            driver.fail(
+                "no_final_answer",
+                agents=[agent],
+                evidence=[res.msg_id],
+                detail="reply holds no answer",
+            )
             return Outcome(answer=res.text, final=False, by=agent)
         return Outcome(answer=res.text, by=agent)

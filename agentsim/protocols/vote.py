@@ -36,7 +36,12 @@ class Vote(BaseProtocol):
         answers = extracted_answers(driver, results)
         for agent, res in results.items():
             if res.ok and agent not in answers:
-                driver.fail("no_final_answer", agents=[agent], evidence=[res.msg_id], detail="reply holds no answer")
+                driver.fail(
+                    "no_final_answer",
+                    agents=[agent],
+                    evidence=[res.msg_id],
+                    detail="reply holds no answer",
+                )
         winner, count = majority(answers, agents)
         self.enter(driver, phase, self.Phase.DONE, answers=answers, winner=winner)
         if not winner:

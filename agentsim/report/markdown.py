@@ -44,8 +44,13 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]]) -> s
     if s["faults_injected"]:
         lines += ["", "## Injected faults", "", "| fault | count |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in s["faults_injected"].items()]
-    lines += ["", "## Tasks", "", "| task | gold | extracted | correct | rounds | latency s | failures |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Tasks",
+        "",
+        "| task | gold | extracted | correct | rounds | latency s | failures |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         fails = ", ".join(r.get("failures", [])) or "—"
         lines.append(

@@ -99,7 +99,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "accuracy": _r(correct / n) if n else 0.0,
         "accuracy_ci95": [_r(lo), _r(hi)],
         "correct": correct,
-        "accuracy_by_category": {c: _r(k / m) for c, (k, m) in sorted(by_cat.items()) if c and len(by_cat) > 1},
+        "accuracy_by_category": {
+            c: _r(k / m) for c, (k, m) in sorted(by_cat.items()) if c and len(by_cat) > 1
+        },
         "completion_rate": _r(completed / n) if n else 0.0,
         "latency_p50_s": _r(percentile(latencies, 50)),
         "latency_p95_s": _r(percentile(latencies, 95)),

@@ -9,7 +9,14 @@ from agentsim.tasks.base import Scorer, Task, TaskError
 from agentsim.tasks.gsm8k import load_gsm8k, score_numeric
 from agentsim.tasks.jsonl import load_jsonl, score_exact
 
-BUILTIN_SUITES = ("gsm8k", "bfcl", "bfcl_simple_python", "bfcl_multiple", "bfcl_parallel", "bfcl_irrelevance")
+BUILTIN_SUITES = (
+    "gsm8k",
+    "bfcl",
+    "bfcl_simple_python",
+    "bfcl_multiple",
+    "bfcl_parallel",
+    "bfcl_irrelevance",
+)
 
 
 def resolve_suite_path(suite: str, base_dir: Path) -> Path:
@@ -20,7 +27,13 @@ def resolve_suite_path(suite: str, base_dir: Path) -> Path:
 
 
 def load_suite(
-    suite: str, *, base_dir: Path, limit: int = 0, shuffle: bool = False, seed: int = 0, offset: int = 0
+    suite: str,
+    *,
+    base_dir: Path,
+    limit: int = 0,
+    shuffle: bool = False,
+    seed: int = 0,
+    offset: int = 0,
 ) -> tuple[list[Task], Scorer]:
     """Load a suite by built-in name or ``.jsonl`` path; returns the tasks and their scorer."""
     tasks: list[Task]

@@ -12,7 +12,7 @@ from agentsim.tools import parse_tool_calls
 def load_bfcl_suite(name: str) -> tuple[list[Task], Scorer]:
     """``bfcl`` (all four categories) or ``bfcl_<category>``."""
     category = name.removeprefix("bfcl").lstrip("_")
-    cats = tuple(CATEGORIES) if not category else (category,)
+    cats = [c for c in CATEGORIES if not category or c == category]
     originals = load_bfcl(cats)
     by_id: dict[str, BFCLTask] = {t.id: t for t in originals}
     tasks = [
@@ -29,7 +29,9 @@ def load_bfcl_suite(name: str) -> tuple[list[Task], Scorer]:
     def scorer(task: Task, text: str) -> Score:
         calls = parse_tool_calls(text).tool_calls
         result = score_bfcl(by_id[task.id], calls)
-        shown = json.dumps([{"name": c.function.name, "arguments": c.function.arguments} for c in calls])
+        shown = json.dumps(
+            [{"name": c.function.name, "arguments": c.function.arguments} for c in calls]
+        )
         return Score(extracted=shown if calls else "", correct=result.correct)
 
     return tasks, scorer

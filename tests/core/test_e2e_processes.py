@@ -35,13 +35,21 @@ def scenario(tmp: Path, protocol: str, tasks: int, latency: float = 0.0, extra: 
 
 
 def results(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines() if x.strip()]
+    if not (run_dir / "results.jsonl").exists():
+        return []
+    return [
+        json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines() if x.strip()
+    ]
 
 
 def test_three_agent_processes_run_a_debate_to_completion(tmp_path: Path) -> None:
     f = scenario(tmp_path, "debate", 6)
-    p = subprocess.run([sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     run = only_run_dir(tmp_path / "runs")
     res = results(run)
@@ -61,7 +69,9 @@ def test_three_agent_processes_run_a_debate_to_completion(tmp_path: Path) -> Non
         assert (run / name).is_file()
     before = json.loads((run / "summary.json").read_text())
     (run / "summary.json").unlink()
-    q = subprocess.run([sys.executable, "-m", "agentsim", "report", str(run)], capture_output=True, text=True)
+    q = subprocess.run(
+        [sys.executable, "-m", "agentsim", "report", str(run)], capture_output=True, text=True
+    )
     assert q.returncode == 0, q.stderr
     assert json.loads((run / "summary.json").read_text()) == before
     assert before["tasks_done"] == 6 and not before["partial"]
@@ -70,23 +80,34 @@ def test_three_agent_processes_run_a_debate_to_completion(tmp_path: Path) -> Non
 
 def test_killed_agent_is_recorded_and_run_continues(tmp_path: Path) -> None:
     f = scenario(tmp_path, "vote", 12, latency=0.05)
-    p = subprocess.Popen([sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        assert wait_for(lambda: (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir()), 30)
+        assert wait_for(
+            lambda: (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir()), 30
+        )
         run = only_run_dir(tmp_path / "runs")
         assert wait_for(lambda: len(results(run)) >= 2, 60)
-        victim = next(r for r in journal(run) if r["event"] == "agent_ready" and r["agent"] == "bob")
+        victim = next(
+            r for r in journal(run) if r["event"] == "agent_ready" and r["agent"] == "bob"
+        )
         killed_at = time.monotonic()
         os.kill(victim["pid"], signal.SIGKILL)
-        out, err = p.communicate(timeout=120)
+        _out, err = p.communicate(timeout=120)
     finally:
         if p.poll() is None:
             p.kill()
     assert p.returncode == 0, err
     res = results(run)
     assert len(res) == 12
-    crashes = [r for r in journal(run) if r["event"] == "failure" and r["kind"] == "agent_crash" and not r.get("task_id")]
+    crashes = [
+        r
+        for r in journal(run)
+        if r["event"] == "failure" and r["kind"] == "agent_crash" and not r.get("task_id")
+    ]
     assert len(crashes) == 1
     assert crashes[0]["agents"] == ["bob"] and crashes[0]["at"] > 0
     assert time.monotonic() - killed_at < 60
@@ -96,19 +117,26 @@ def test_killed_agent_is_recorded_and_run_continues(tmp_path: Path) -> None:
     assert summary["failures"]["agent_crash"] >= 1
 
 
-def test_ctrl_c_ends_the_run_within_5s_with_a_flushed_journal_and_no_orphans(tmp_path: Path) -> None:
+def test_ctrl_c_ends_the_run_within_5s_with_a_flushed_journal_and_no_orphans(
+    tmp_path: Path,
+) -> None:
     f = scenario(tmp_path, "vote", 200, latency=0.2)
-    p = subprocess.Popen([sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        assert wait_for(lambda: (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir()), 30)
+        assert wait_for(
+            lambda: (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir()), 30
+        )
         run = only_run_dir(tmp_path / "runs")
         assert wait_for(lambda: len(results(run)) >= 1, 60)
         pids = [r["pid"] for r in journal(run) if r["event"] == "agent_spawned"]
         assert len(pids) == 3
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=10)
+        _out, err = p.communicate(timeout=10)
         elapsed = time.monotonic() - t0
     finally:
         if p.poll() is None:

@@ -25,7 +25,9 @@ def run_sim(tmp_path: Path, toml: str) -> tuple[dict[str, Any], Runner, list[dic
 
 
 def agents(spec: dict[str, str]) -> str:
-    return "".join(f'[agents.{n}]\nengine = "scripted"\noptions = {{ {o} }}\n' for n, o in spec.items())
+    return "".join(
+        f'[agents.{n}]\nengine = "scripted"\noptions = {{ {o} }}\n' for n, o in spec.items()
+    )
 
 
 def phases(recs: list[dict[str, Any]], task_id: str) -> list[str]:
@@ -33,7 +35,11 @@ def phases(recs: list[dict[str, Any]], task_id: str) -> list[str]:
 
 
 def test_solo_answers_every_task_from_the_table(tmp_path: Path) -> None:
-    toml = '[tasks]\nsuite = "gsm8k"\nlimit = 5\n' + agents({"a": 'table = "gsm8k"'}) + '[protocol]\nkind = "solo"\n'
+    toml = (
+        '[tasks]\nsuite = "gsm8k"\nlimit = 5\n'
+        + agents({"a": 'table = "gsm8k"'})
+        + '[protocol]\nkind = "solo"\n'
+    )
     summary, _, recs = run_sim(tmp_path, toml)
     assert summary["accuracy"] == 1.0 and summary["tasks_done"] == 5
     assert phases(recs, "gsm8k-0") == ["ask", "done"]
@@ -51,7 +57,13 @@ def test_vote_majority_wins_and_split_votes_are_no_consensus(tmp_path: Path) -> 
     assert phases(recs, "gsm8k-1") == ["ask", "tally", "done"]
     toml2 = (
         '[tasks]\nsuite = "gsm8k"\nlimit = 3\n'
-        + agents({"a": 'table = "gsm8k"', "b": 'reply = "The answer is 7"', "c": 'reply = "The answer is 8"'})
+        + agents(
+            {
+                "a": 'table = "gsm8k"',
+                "b": 'reply = "The answer is 7"',
+                "c": 'reply = "The answer is 8"',
+            }
+        )
         + '[protocol]\nkind = "vote"\n'
     )
     summary2, _, _ = run_sim(tmp_path / "2", toml2)
@@ -62,11 +74,13 @@ def test_vote_majority_wins_and_split_votes_are_no_consensus(tmp_path: Path) -> 
 def test_debater_that_flips_to_a_wrong_peer_answer_is_a_conformity_flip(tmp_path: Path) -> None:
     toml = (
         '[tasks]\nsuite = "gsm8k"\nlimit = 3\n'
-        + agents({
-            "right": 'table = "gsm8k", conformity = 1.0',
-            "wrong1": 'reply = "The answer is 7"',
-            "wrong2": 'reply = "The answer is 7"',
-        })
+        + agents(
+            {
+                "right": 'table = "gsm8k", conformity = 1.0',
+                "wrong1": 'reply = "The answer is 7"',
+                "wrong2": 'reply = "The answer is 7"',
+            }
+        )
         + '[protocol]\nkind = "debate"\nrounds = 2\n'
     )
     summary, _, recs = run_sim(tmp_path, toml)
@@ -87,7 +101,9 @@ def test_debate_sends_real_peer_messages_and_agents_see_them(tmp_path: Path) -> 
     _, _, recs = run_sim(tmp_path, toml)
     peers = [r for r in recs if r["event"] == "envelope" and r["kind"] == "peer"]
     assert len(peers) == 3 * 2 * 2  # rounds 0 and 1 share; the last round does not
-    replies = [r for r in recs if r["event"] == "envelope" and r["kind"] == "reply" and r["round"] >= 1]
+    replies = [
+        r for r in recs if r["event"] == "envelope" and r["kind"] == "reply" and r["round"] >= 1
+    ]
     assert all(len(r["body"]["peers_seen"]) == 2 for r in replies)
 
 
@@ -103,18 +119,31 @@ def test_react_runs_tools_in_the_agent_and_feeds_observations_back(tmp_path: Pat
     )
     summary, _, recs = run_sim(tmp_path, toml)
     assert summary["accuracy"] == 1.0 and summary["failures_total"] == 0
-    results = [r["body"]["content"] for r in recs if r["event"] == "envelope" and r["kind"] == "tool_result"]
+    results = [
+        r["body"]["content"]
+        for r in recs
+        if r["event"] == "envelope" and r["kind"] == "tool_result"
+    ]
     assert results == ["9", "18"]
     asks = [r for r in recs if r["event"] == "envelope" and r["kind"] == "ask"]
     tool_msgs = [m["content"] for m in asks[-1]["body"]["messages"] if m["role"] == "tool"]
     assert tool_msgs == ["9", "18"]
-    assert phases(recs, "gsm8k-0") == ["think", "act", "observe", "think", "act", "observe", "think", "done"]
+    assert phases(recs, "gsm8k-0") == [
+        "think",
+        "act",
+        "observe",
+        "think",
+        "act",
+        "observe",
+        "think",
+        "done",
+    ]
 
 
 def test_react_records_malformed_calls_unknown_tools_and_the_step_budget(tmp_path: Path) -> None:
     script = (
         '\'{"tool": "calc", "arguments": {"x": 1}}\', '
-        "'I will call {\"tool\": \"calculator\", \"arguments\": {\"expression\": ', "
+        '\'I will call {"tool": "calculator", "arguments": {"expression": \', '
         '\'{"tool": "calculator", "arguments": {"expr": "1+1"}}\', '
         '\'{"tool": "calculator", "arguments": {"expr": "1+1"}}\''
     )
@@ -135,7 +164,13 @@ def test_react_records_malformed_calls_unknown_tools_and_the_step_budget(tmp_pat
 def test_crashed_in_process_agent_is_recorded_and_vote_continues(tmp_path: Path) -> None:
     toml = (
         '[tasks]\nsuite = "gsm8k"\nlimit = 5\n'
-        + agents({"a": 'table = "gsm8k"', "b": 'table = "gsm8k", crash_after = 2', "c": 'table = "gsm8k"'})
+        + agents(
+            {
+                "a": 'table = "gsm8k"',
+                "b": 'table = "gsm8k", crash_after = 2',
+                "c": 'table = "gsm8k"',
+            }
+        )
         + '[protocol]\nkind = "vote"\n'
     )
     summary, _, recs = run_sim(tmp_path, toml)

@@ -16,7 +16,11 @@ CASES = [
         '[run]\nname = "x"\n\n[agents.critic]\nengine = "scripted"\nmax_tokens = -5\n',
         "agents.critic.max_tokens must be >= 1, got -5 ({f}:6)",
     ),
-    ("unknown_key", '[agents.a]\nengine = "scripted"\nfoo = 1\n', "agents.a.foo is not a known key ({f}:3)"),
+    (
+        "unknown_key",
+        '[agents.a]\nengine = "scripted"\nfoo = 1\n',
+        "agents.a.foo is not a known key ({f}:3)",
+    ),
     (
         "wrong_type",
         '[agents.a]\nengine = "scripted"\nmax_tokens = "lots"\n',
@@ -48,8 +52,16 @@ CASES = [
         '[agents.a]\nengine = "scripted"\n[protocol]\nkind = "chaos"\n',
         "protocol.kind must be one of debate, solo, vote, got 'chaos' ({f}:4)",
     ),
-    ("zero_heartbeat", '[run]\nheartbeat_s = 0\n[agents.a]\nengine = "scripted"\n', "run.heartbeat_s must be > 0.0, got 0 ({f}:2)"),
-    ("fault_prob", '[agents.a]\nengine = "scripted"\n[faults]\ndrop = { p = 2 }\n', "faults.drop.p must be <= 1.0, got 2 ({f}:4)"),
+    (
+        "zero_heartbeat",
+        '[run]\nheartbeat_s = 0\n[agents.a]\nengine = "scripted"\n',
+        "run.heartbeat_s must be > 0.0, got 0 ({f}:2)",
+    ),
+    (
+        "fault_prob",
+        '[agents.a]\nengine = "scripted"\n[faults]\ndrop = { p = 2 }\n',
+        "faults.drop.p must be <= 1.0, got 2 ({f}:4)",
+    ),
     (
         "fault_agent",
         '[agents.a]\nengine = "scripted"\n[faults]\nkill = [{ agent = "zz" }]\n',
@@ -67,7 +79,9 @@ PREFIX_ONLY = {"unknown_protocol"}
 
 
 @pytest.mark.parametrize(("name", "text", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_bad_scenario_gives_its_one_line_error(tmp_path: Path, name: str, text: str, expected: str) -> None:
+def test_bad_scenario_gives_its_one_line_error(
+    tmp_path: Path, name: str, text: str, expected: str
+) -> None:
     f = tmp_path / f"{name}.toml"
     f.write_text(text)
     with pytest.raises(ScenarioError) as info:
@@ -75,7 +89,9 @@ def test_bad_scenario_gives_its_one_line_error(tmp_path: Path, name: str, text: 
     msg = str(info.value)
     want = expected.format(f=f)
     if name in PREFIX_ONLY:
-        assert msg.startswith("protocol.kind must be one of ") and msg.endswith(f"got 'chaos' ({f}:4)")
+        assert msg.startswith("protocol.kind must be one of ") and msg.endswith(
+            f"got 'chaos' ({f}:4)"
+        )
     else:
         assert msg == want
     assert "\n" not in msg
@@ -85,9 +101,13 @@ def test_cli_prints_one_line_and_exits_2_without_traceback(tmp_path: Path) -> No
     f = tmp_path / "bad.toml"
     f.write_text(CASES[0][1])
     for cmd in (["validate", str(f)], [str(f)], ["run", str(f)]):
-        p = subprocess.run([sys.executable, "-m", "agentsim", *cmd], capture_output=True, text=True, cwd=tmp_path)
+        p = subprocess.run(
+            [sys.executable, "-m", "agentsim", *cmd], capture_output=True, text=True, cwd=tmp_path
+        )
         assert p.returncode == 2
-        assert p.stderr == f"agentsim: error: agents.critic.max_tokens must be >= 1, got -5 ({f}:6)\n"
+        assert (
+            p.stderr == f"agentsim: error: agents.critic.max_tokens must be >= 1, got -5 ({f}:6)\n"
+        )
         assert "Traceback" not in p.stderr
     assert not (tmp_path / "runs").exists()
 
@@ -96,7 +116,9 @@ def test_bad_tasks_file_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "t.jsonl").write_text('{"question": "q", "answer": 1}\n{"question": "q"}\n')
     f = tmp_path / "s.toml"
     f.write_text('[tasks]\nsuite = "t.jsonl"\n[agents.a]\nengine = "scripted"\n')
-    p = subprocess.run([sys.executable, "-m", "agentsim", "validate", str(f)], capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "agentsim", "validate", str(f)], capture_output=True, text=True
+    )
     assert p.returncode == 2
     assert p.stderr.strip() == (
         "agentsim: error: tasks.suite: tasks line is not a valid task: "
