@@ -37,15 +37,24 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a scenario file without running it")
     val.add_argument("scenario")
 
-    rep = sub.add_parser("report", help="rebuild summary.json, report.md and report.html from a run's journal")
+    rep = sub.add_parser(
+        "report", help="rebuild summary.json, report.md and report.html from a run's journal"
+    )
     rep.add_argument("run_dir")
     rep.add_argument("--open", action="store_true", help="open report.html in the web browser")
 
     exp = sub.add_parser("export", help="write a run's transcripts or results for other tools")
     exp.add_argument("run_dir")
-    exp.add_argument("--format", required=True, choices=("openai", "csv", "parquet"),
-                     help="openai: chat transcripts (JSON lines); csv, parquet: one row per task")
-    exp.add_argument("--out", help="output file (default: RUN_DIR/transcripts.openai.jsonl, results.csv or .parquet)")
+    exp.add_argument(
+        "--format",
+        required=True,
+        choices=("openai", "csv", "parquet"),
+        help="openai: chat transcripts (JSON lines); csv, parquet: one row per task",
+    )
+    exp.add_argument(
+        "--out",
+        help="output file (default: RUN_DIR/transcripts.openai.jsonl, results.csv or .parquet)",
+    )
 
     cmp_ = sub.add_parser("compare", help="compare runs (or a sweep folder): table + quality-vs-cost plot")
     cmp_.add_argument("run_dirs", nargs="+")

@@ -76,7 +76,9 @@ class LiveProgress:
         self._progress.__enter__()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._progress.__exit__(t, e, tb)
 
     @property
@@ -92,7 +94,9 @@ class LiveProgress:
     def status_line(self) -> str:
         top = ", ".join(f"{k} {v}" for k, v in self.kinds.most_common(3))
         more = len(self.kinds) - 3
-        fails = f"failures {sum(self.kinds.values())}" + (f" ({top}{', …' if more > 0 else ''})" if top else "")
+        fails = f"failures {sum(self.kinds.values())}" + (
+            f" ({top}{', …' if more > 0 else ''})" if top else ""
+        )
         return f"acc {self.accuracy:.2f} | {fails} | {self.tokens_per_s():.1f} tok/s"
 
     def _count_failures(self, failures: Iterable[Any]) -> None:
@@ -110,4 +114,6 @@ class LiveProgress:
         if "total" in info and int(info["total"]) != self.total:
             self.total = int(info["total"])
             self._progress.update(self._task, total=self.total)
-        self._progress.update(self._task, completed=self.done, status=self.status_line(), refresh=True)
+        self._progress.update(
+            self._task, completed=self.done, status=self.status_line(), refresh=True
+        )
