@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-COMMANDS = ("run", "validate", "report", "export", "agent", "models", "compare", "replay", "explore", "keys")
+COMMANDS = (
+    "run",
+    "validate",
+    "report",
+    "export",
+    "agent",
+    "models",
+    "compare",
+    "replay",
+    "explore",
+    "keys",
+)
 
 
 class UsageError(Exception):
@@ -56,19 +67,35 @@ def _parser() -> argparse.ArgumentParser:
         help="output file (default: RUN_DIR/transcripts.openai.jsonl, results.csv or .parquet)",
     )
 
-    cmp_ = sub.add_parser("compare", help="compare runs (or a sweep folder): table + quality-vs-cost plot")
+    cmp_ = sub.add_parser(
+        "compare", help="compare runs (or a sweep folder): table + quality-vs-cost plot"
+    )
     cmp_.add_argument("run_dirs", nargs="+")
     cmp_.add_argument("--out", help="where to write comparison.md / .json / .png")
 
     rpl = sub.add_parser("replay", help="re-run a recorded run with its recorded completions")
     rpl.add_argument("run_dir")
-    rpl.add_argument("--faults", help="a TOML file whose [faults] table replaces the run's faults (fork)")
-    rpl.add_argument("--out", help="parent folder for the new run folder (default: next to the old one)")
+    rpl.add_argument(
+        "--faults", help="a TOML file whose [faults] table replaces the run's faults (fork)"
+    )
+    rpl.add_argument(
+        "--out", help="parent folder for the new run folder (default: next to the old one)"
+    )
     rpl.add_argument("--quiet", action="store_true")
+
+    exp_ = sub.add_parser(
+        "explore", help="search fault schedules that break a protocol's invariants"
+    )
+    exp_.add_argument("scenario")
+    exp_.add_argument(
+        "--budget", type=int, default=100, help="fault schedules to try (default 100)"
+    )
 
     from agentsim.agent.process import build_parser
 
-    build_parser(sub.add_parser("agent", help="run one agent process (started by the runner or by hand)"))
+    build_parser(
+        sub.add_parser("agent", help="run one agent process (started by the runner or by hand)")
+    )
 
     models = sub.add_parser("models", help="manage models in the agentsim cache")
     models.add_argument("action", choices=("list", "pull", "path"))
@@ -101,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_compare(args)
             case "replay":
                 return cmd_replay(args)
+            case "explore":
+                return cmd_explore(args)
     except UsageError as e:
         print(f"agentsim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -151,11 +180,15 @@ def _overrides(scenario: Any, args: argparse.Namespace) -> Any:
     import msgspec
 
     if args.seed is not None:
-        scenario = msgspec.structs.replace(scenario, run=msgspec.structs.replace(scenario.run, seed=args.seed))
+        scenario = msgspec.structs.replace(
+            scenario, run=msgspec.structs.replace(scenario.run, seed=args.seed)
+        )
     if args.limit is not None:
         if args.limit < 0:
             raise UsageError(f"--limit must be >= 0, got {args.limit} (command line)")
-        scenario = msgspec.structs.replace(scenario, tasks=msgspec.structs.replace(scenario.tasks, limit=args.limit))
+        scenario = msgspec.structs.replace(
+            scenario, tasks=msgspec.structs.replace(scenario.tasks, limit=args.limit)
+        )
     return scenario
 
 
@@ -214,8 +247,15 @@ def _run_one(
         faults = build_fault_layer(scenario)
     except FaultConfigError as e:
         raise UsageError(str(e)) from None
-    folder = RunFolder.create(out, name or scenario.run.name, text, seed=scenario.run.seed, argv=sys.argv,
-                              scenario=scenario, base_dir=base_dir)
+    folder = RunFolder.create(
+        out,
+        name or scenario.run.name,
+        text,
+        seed=scenario.run.seed,
+        argv=sys.argv,
+        scenario=scenario,
+        base_dir=base_dir,
+    )
     (folder.path / "logs").mkdir(exist_ok=True)
     log_fh = open(folder.path / "logs" / "runner.log", "a", encoding="utf-8")  # noqa: SIM115
     configure_logging(json=True, stream=log_fh)
@@ -227,10 +267,20 @@ def _run_one(
         raise UsageError(f"run.bind cannot be bound, got {endpoint!r}: {e}") from None
     show = not quiet and sys.stderr.isatty()
     progress = LiveProgress(len(tasks), enabled=show)
-    runner = Runner(scenario, folder, transport=transport, endpoint=transport.endpoint,
-                    launcher=ProcessLauncher(folder.path / "logs"), base_dir=base_dir, tasks=tasks,
-                    scorer=scorer, faults=faults, progress=progress, cleanup_dir=cleanup,
-                    protocol_cls=protocol_cls)
+    runner = Runner(
+        scenario,
+        folder,
+        transport=transport,
+        endpoint=transport.endpoint,
+        launcher=ProcessLauncher(folder.path / "logs"),
+        base_dir=base_dir,
+        tasks=tasks,
+        scorer=scorer,
+        faults=faults,
+        progress=progress,
+        cleanup_dir=cleanup,
+        protocol_cls=protocol_cls,
+    )
     summary: dict[str, Any] = {}
     try:
         with progress:
@@ -268,7 +318,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     run = Path(args.run_dir)
     if not (run / "scenario.json").is_file() or not (run / "journal.jsonl").is_file():
-        raise UsageError(f"run_dir must be a run folder with scenario.json and journal.jsonl, got {str(run)!r}")
+        raise UsageError(
+            f"run_dir must be a run folder with scenario.json and journal.jsonl, got {str(run)!r}"
+        )
     env = json.loads((run / "env.json").read_text())
     base_dir = Path(env.get("scenario_dir") or run)
     scenario = msgspec.json.decode((run / "scenario.json").read_bytes(), type=Scenario)
@@ -303,12 +355,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     work = _work(scenario, base_dir)
     out = Path(args.out) if args.out else run.parent
     before = _results(run)
-    code = _run_one(scenario, work, (run / "scenario.toml").read_text(), base_dir, out, quiet=args.quiet,
-                    name=f"{scenario.run.name}-replay")
+    code = _run_one(
+        scenario,
+        work,
+        (run / "scenario.toml").read_text(),
+        base_dir,
+        out,
+        quiet=args.quiet,
+        name=f"{scenario.run.name}-replay",
+    )
     if code != EXIT_OK:
         return code
-    newest = max((d for d in out.iterdir() if d.name.startswith(f"{scenario.run.name}-replay")),
-                 key=lambda d: d.stat().st_mtime)
+    newest = max(
+        (d for d in out.iterdir() if d.name.startswith(f"{scenario.run.name}-replay")),
+        key=lambda d: d.stat().st_mtime,
+    )
     after = _results(newest)
     same = [t for t in before if t in after and before[t] == after[t]]
     print(f"replay: {len(same)}/{len(before)} task results identical to {run.name}")
@@ -326,6 +387,33 @@ def _results(run: Path) -> dict[str, tuple[str, bool, bool]]:
             r = json.loads(line)
             out[r["task_id"]] = (r["answer"], r["correct"], r["completed"])
     return out
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """Exit 0 when no schedule broke an invariant, 1 with the shrunk counterexample printed."""
+    from agentsim.explore import explore, to_toml
+
+    scenario = _load(args.scenario)
+    if args.budget < 1:
+        raise UsageError(f"--budget must be >= 1, got {args.budget} (command line)")
+    heavy = [a for a, s in scenario.agents.items() if s.engine not in ("scripted", "replay")]
+    if heavy:
+        raise UsageError(
+            f"agents.{heavy[0]}.engine must be scripted or replay for explore (it runs hundreds of "
+            f"simulated runs), got {scenario.agents[heavy[0]].engine!r} ({args.scenario})"
+        )
+    base_dir = Path(args.scenario).resolve().parent
+    _work(scenario, base_dir)
+    example, broken = explore(scenario, base_dir, budget=args.budget)
+    if example is None:
+        print(f"explore: no invariant broken in {args.budget} fault schedules")
+        return EXIT_OK
+    print("explore: invariant broken:")
+    for v in broken:
+        print(f"  - {v}")
+    print("smallest fault schedule found (paste into the scenario):\n")
+    print(to_toml(example))
+    return EXIT_RUN_FAILED
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -361,7 +449,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = _run_dir(args.run_dir)
     summary = write_reports(path)
-    print(json.dumps({k: summary[k] for k in ("tasks_done", "accuracy", "partial", "failures_total")}))
+    print(
+        json.dumps({k: summary[k] for k in ("tasks_done", "accuracy", "partial", "failures_total")})
+    )
     if args.open:
         import webbrowser
 

@@ -129,6 +129,8 @@ class Runner:
         self.agents = {name: AgentState(name) for name in used}
         self.pending: dict[str, _Pending] = {}
         self.answered: set[str] = set()
+        self.timed_out: set[str] = set()
+        self.strays: dict[str, list[AskResult]] = {}
         self.failures: list[Failure] = []
         self.results: list[dict[str, Any]] = []
         self.shutting_down = False
@@ -145,6 +147,9 @@ class Runner:
     def record(self, failure: Failure) -> None:
         if not failure.at:
             failure = msgspec.structs.replace(failure, at=self.journal.now())
+        causes = self._causes(failure)
+        if causes:
+            failure = msgspec.structs.replace(failure, evidence=[*failure.evidence, *causes])
         self.failures.append(failure)
         self._task_failures.setdefault(failure.task_id, []).append(failure)
         self.journal.failure(failure)
@@ -155,6 +160,20 @@ class Runner:
             agents=failure.agents,
             detail=failure.detail,
         )
+
+    def _causes(self, failure: Failure) -> list[str]:
+        """Injected faults that explain a failure: faults on its evidence messages, and
+        process faults (kill, pause, slow) on its agents, so a failure traces to its cause."""
+        if self.seeded is None or failure.category not in ("transport", "tool", "specification"):
+            return []
+        found: list[str] = []
+        for mid in failure.evidence:
+            found += self.seeded.by_msg.get(mid, [])
+        for agent in failure.agents:
+            state = self.agents.get(agent)
+            if state is not None:
+                found += state.fault_ids
+        return [f for f in dict.fromkeys(found) if f not in failure.evidence]
 
     # ----- messages from the broker ---------------------------------------------------------
     def _on_message(self, env: Envelope) -> None:
@@ -176,9 +195,15 @@ class Runner:
                     state.ready = ready
                     self.journal.write("agent_ready", **msgspec.to_builtins(ready))
                     state.ready_event.set()
-            case Reply(in_reply_to=ref):
+            case Reply(in_reply_to=ref) as reply:
                 pending = self.pending.get(ref)
-                if ref in self.answered:
+                if ref in self.timed_out:
+                    self.journal.write(
+                        "late_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src
+                    )
+                    self._stray(env, reply)
+                elif ref in self.answered:
+                    self._stray(env, reply)
                     self.record(
                         Failure(
                             kind="duplicate_delivery",
@@ -195,7 +220,7 @@ class Runner:
                     pending.done.set()
                 else:
                     self.journal.write(
-                        "late_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src
+                        "stray_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src
                     )
             case ToolResultMsg(in_reply_to=ref):
                 pending = self.pending.get(ref)
@@ -214,7 +239,7 @@ class Runner:
                             detail=f"second tool result for {ref} ignored",
                         )
                     )
-            case Error(kind=kind, detail=detail, in_reply_to=ref):
+            case Error(kind=kind, detail=detail, in_reply_to=ref, ref=seen_at):
                 pending = self.pending.get(ref) if ref else None
                 if pending is not None and ref not in self.answered:
                     self.answered.add(ref)
@@ -231,12 +256,23 @@ class Runner:
                             kind=kind,
                             task_id=env.task_id,
                             agents=[env.src],
-                            evidence=[env.msg_id],
+                            evidence=[env.msg_id, *([seen_at] if seen_at else [])],
                             detail=detail[:300],
                         )
                     )
             case _:
                 pass
+
+    def _stray(self, env: Envelope, reply: Reply) -> None:
+        """Keep a late or duplicate reply where a protocol may look (``late_replies``)."""
+        self.strays.setdefault(env.task_id, []).append(
+            AskResult(
+                agent=env.src,
+                msg_id=reply.in_reply_to,
+                completion=reply.completion,
+                peers_seen=list(reply.peers_seen),
+            )
+        )
 
     def _configure(self, name: str) -> None:
         cfg = self.scenario.engine_config(name, seed=self._agent_seed(name))
@@ -522,6 +558,7 @@ class Runner:
             "messages": msgs,
             "bytes": nbytes,
             "failures": [f.kind for f in self._task_failures.get(task.id, [])],
+            "extra": _jsonable(outcome.extra),
         }
 
 
@@ -544,6 +581,13 @@ _TOOL_KINDS = {
 }
 
 
+def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return dict(msgspec.to_builtins(extra))
+    except TypeError:
+        return {k: str(v) for k, v in extra.items()}
+
+
 class TaskContext:
     """The ``TaskDriver`` a protocol uses for one task."""
 
@@ -563,6 +607,10 @@ class TaskContext:
     def alive(self, agent: str) -> bool:
         state = self.runner.agents.get(agent)
         return state is not None and state.alive
+
+    def late_replies(self) -> list[AskResult]:
+        """Replies of this task that came after their deadline or twice (taken once each)."""
+        return self.runner.strays.pop(self.task.id, [])
 
     def tool_schemas(self, agent: str) -> list[dict[str, Any]]:
         names = tuple(self.scenario.agents[agent].tools)
@@ -694,6 +742,7 @@ class TaskContext:
                 agent=agent, msg_id=env.msg_id, failure=kind, detail=detail, latency_s=latency
             )
         runner.answered.add(env.msg_id)
+        runner.timed_out.add(env.msg_id)
         self.fail(
             "message_timeout",
             agents=[agent],

@@ -116,6 +116,7 @@ class Error(msgspec.Struct, frozen=True, kw_only=True, tag="error"):
     kind: str
     detail: str
     in_reply_to: str = ""
+    ref: str = ""
 
 
 class Shutdown(msgspec.Struct, frozen=True, kw_only=True, tag="shutdown"):

@@ -233,7 +233,9 @@ class Agent:
                 case Ask() | ToolCallMsg():
                     self._asks_send.send_nowait(env)
                 case Peer(content=content):
-                    self.inbox.setdefault(env.task_id, []).append((env.round, env.src, env.msg_id, content))
+                    self.inbox.setdefault(env.task_id, []).append(
+                        (env.round, env.src, env.msg_id, content)
+                    )
                 case Shutdown(reason=reason):
                     nursery.cancel_scope.cancel()
                     raise AgentExit(0, f"shutdown: {reason}")
@@ -246,12 +248,19 @@ class Agent:
             return
         expected = self._next_seq.get(env.src, 1)
         if env.seq > expected:
+            detail = (
+                f"{self.name} saw {env.src} seq jump {expected - 1} -> {env.seq} at {env.msg_id}"
+            )
             await self._send(
                 RUNNER,
-                Error(
-                    kind="message_lost",
-                    detail=f"{self.name} saw {env.src} seq jump {expected - 1} -> {env.seq} at {env.msg_id}",
-                ),
+                Error(kind="message_lost", detail=detail, ref=env.msg_id),
+                task_id=env.task_id,
+            )
+        elif env.seq < expected:
+            detail = f"{self.name} got {env.src} seq {env.seq} after {expected - 1} ({env.msg_id})"
+            await self._send(
+                RUNNER,
+                Error(kind="out_of_order", detail=detail, ref=env.msg_id),
                 task_id=env.task_id,
             )
         self._next_seq[env.src] = max(expected, env.seq + 1)

@@ -24,6 +24,7 @@ from agentsim.wire import (
     Envelope,
     Heartbeat,
     MalformedFrame,
+    Shutdown,
     body_kind,
     decode,
     encode,
@@ -85,9 +86,14 @@ class Broker:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
+            batched = getattr(self.transport, "recv_batch", None)
             while True:
-                identity, frame = await self.transport.recv()
-                self._handle(identity, frame)
+                if batched is not None:
+                    for identity, frame in await batched():
+                        self._handle(identity, frame)
+                else:
+                    identity, frame = await self.transport.recv()
+                    self._handle(identity, frame)
                 await trio.lowlevel.checkpoint()
 
     def _fail(self, kind: str, detail: str, **kw: object) -> None:
@@ -208,6 +214,8 @@ class Broker:
             del self._backlog[dst]
 
     def _undeliverable(self, env: Envelope, dst: str, fault_id: str) -> None:
+        if isinstance(env.body, Heartbeat | Shutdown):  # to an agent already gone: nothing lost
+            return
         self._fail(
             "undeliverable",
             f"{env.msg_id} ({body_kind(env.body)}) to {dst}: not connected",

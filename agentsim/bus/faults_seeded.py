@@ -157,12 +157,11 @@ class SeededFaults:
         self.rng = random.Random(seed ^ 0x5EED)
         self._ids = itertools.count(1)
         self._t0: float | None = None
+        self.by_msg: dict[str, list[str]] = {}
 
     def _now(self) -> float:
-        now = trio.current_time()
-        if self._t0 is None:
-            self._t0 = now
-        return now - self._t0
+        assert self._t0 is not None
+        return trio.current_time() - self._t0
 
     def start_clock(self) -> None:
         self._t0 = trio.current_time()
@@ -189,6 +188,7 @@ class SeededFaults:
 
     def _fault(self, journal: Journal, kind: str, env: Envelope, dst: str, **extra: Any) -> str:
         fid = f"fault-{next(self._ids)}"
+        self.by_msg.setdefault(env.msg_id, []).append(fid)
         journal.write(
             "fault",
             fault_id=fid,
@@ -203,6 +203,8 @@ class SeededFaults:
         return fid
 
     def plan(self, env: Envelope, dst: str, journal: Journal) -> list[tuple[float, str]]:
+        if self._t0 is None:  # faults start with the tasks, once every agent is ready
+            return [(0.0, "")]
         if isinstance(env.body, Heartbeat) and not self.spec.partition:
             return [(0.0, "")]
         now = self._now()

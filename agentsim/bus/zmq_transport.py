@@ -48,6 +48,16 @@ class RouterTransport:
             return (frames[0] if frames else b"?"), b""
         return frames[0], frames[1]
 
+    async def recv_batch(self) -> list[tuple[bytes, bytes]]:
+        """Every ``(identity, frame)`` already queued (at least one)."""
+        out = []
+        for frames in await self.sock.recv_batch():
+            if len(frames) != 2:
+                out.append(((frames[0] if frames else b"?"), b""))
+            else:
+                out.append((frames[0], frames[1]))
+        return out
+
     def send_nowait(self, identity: bytes, frame: bytes) -> bool:
         try:
             return self.sock.send_nowait([identity, frame])

@@ -51,7 +51,7 @@ class TrioSocket:
     async def send_multipart(self, frames: list[bytes]) -> None:
         while True:
             try:
-                self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                self.sock.send_multipart(frames, zmq.NOBLOCK)
             except zmq.Again:
                 await self._wait(zmq.POLLOUT)
                 continue
@@ -62,7 +62,7 @@ class TrioSocket:
     def send_nowait(self, frames: list[bytes]) -> bool:
         """Send without waiting; False when the socket would block (peer HWM reached)."""
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
             return False
         self._poke()
@@ -77,6 +77,20 @@ class TrioSocket:
                 continue
             self._poke()
             return frames
+
+    async def recv_batch(self, limit: int = 256) -> list[list[bytes]]:
+        """Wait for at least one message, then take every one already queued (up to ``limit``)."""
+        batch: list[list[bytes]] = []
+        while True:
+            try:
+                while len(batch) < limit:
+                    batch.append(self.sock.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                pass
+            if batch:
+                self._poke()
+                return batch
+            await self._wait(zmq.POLLIN)
 
     def close(self, linger: int = 0) -> None:
         if self._closed:

@@ -34,7 +34,11 @@ class ReplayEngine:
         self.recorded: dict[str, deque[Completion]] = defaultdict(deque)
         count = 0
         for rec in read_journal(path):
-            if rec.get("event") != "envelope" or rec.get("kind") != "reply" or rec.get("src") != self.agent:
+            if (
+                rec.get("event") != "envelope"
+                or rec.get("kind") != "reply"
+                or rec.get("src") != self.agent
+            ):
                 continue
             body = rec.get("body", {})
             key = str(body.get("request_hash", ""))
@@ -46,14 +50,20 @@ class ReplayEngine:
         self._load_s = time.perf_counter() - t0
 
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="replay", model=self.model, load_s=self._load_s,
-                          extra={"recorded": str(self.count)})
+        return EngineInfo(
+            engine="replay",
+            model=self.model,
+            load_s=self._load_s,
+            extra={"recorded": str(self.count)},
+        )
 
     def chat(self, request: ChatRequest) -> Completion:
         key = request_hash(request)
         queue = self.recorded.get(key)
         if not queue:
-            raise EngineError(f"replay: no recorded completion for request {key} (the run diverged)")
+            raise EngineError(
+                f"replay: no recorded completion for request {key} (the run diverged)"
+            )
         return queue.popleft()
 
     def close(self) -> None:

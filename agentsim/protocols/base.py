@@ -112,6 +112,14 @@ class TaskDriver(Protocol):
         """OpenAI tool schemas of the tools ``agent`` holds."""
         ...
 
+    def late_replies(self) -> list[AskResult]:
+        """Replies to this task's asks that arrived after their deadline, or a second time.
+
+        ``msg_id`` is the ask's id, so a protocol that accepts late answers can tell whether
+        it already counted one for that ask.
+        """
+        ...
+
     async def ask_all(
         self,
         requests: Mapping[str, Sequence[ChatMessage]],

@@ -53,4 +53,8 @@ class Vote(BaseProtocol):
                 evidence=[results[a].msg_id for a in sorted(answers)],
                 detail=f"top answer {winner!r} has {count} of {len(answers)} votes",
             )
-        return Outcome(answer=f"Final Answer: {winner}", extra={"answers": answers, "votes": count})
+        counted = [results[a].msg_id for a in answers]
+        return Outcome(
+            answer=f"Final Answer: {winner}",
+            extra={"answers": answers, "votes": count, "counted": counted},
+        )
