@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         "--budget", type=int, default=100, help="fault schedules to try (default 100)"
     )
 
+    keys = sub.add_parser("keys", help="create CURVE key pairs for runs across hosts")
+    keys.add_argument("names", nargs="+", help="one key pair per name (e.g. runner alice bob)")
+    keys.add_argument(
+        "--dir", default="keys", help="folder for NAME.key / NAME.key_secret (default keys/)"
+    )
+
     from agentsim.agent.process import build_parser
 
     build_parser(
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_replay(args)
             case "explore":
                 return cmd_explore(args)
+            case "keys":
+                return cmd_keys(args)
     except UsageError as e:
         print(f"agentsim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -260,8 +268,9 @@ def _run_one(
     log_fh = open(folder.path / "logs" / "runner.log", "a", encoding="utf-8")  # noqa: SIM115
     configure_logging(json=True, stream=log_fh)
     endpoint, cleanup = default_endpoint(scenario.run.transport, scenario.run.bind)
+    curve = _curve(scenario, base_dir)
     try:
-        transport = RouterTransport(endpoint)
+        transport = RouterTransport(endpoint, curve_secret=curve.server_secret if curve else None)
     except Exception as e:  # zmq raises ZMQError with errno text
         log_fh.close()
         raise UsageError(f"run.bind cannot be bound, got {endpoint!r}: {e}") from None
@@ -280,6 +289,7 @@ def _run_one(
         progress=progress,
         cleanup_dir=cleanup,
         protocol_cls=protocol_cls,
+        curve=curve,
     )
     summary: dict[str, Any] = {}
     try:
@@ -414,6 +424,41 @@ def cmd_explore(args: argparse.Namespace) -> int:
     print("smallest fault schedule found (paste into the scenario):\n")
     print(to_toml(example))
     return EXIT_RUN_FAILED
+
+
+def _curve(scenario: Any, base_dir: Path) -> Any:
+    """The run's CURVE set-up when it has keys (or binds beyond loopback), else None."""
+    import zmq
+
+    from agentsim.bus.auth import CurveSetup, KeyFileError, ZapHandler, allowed_keys, load_secret
+
+    run = scenario.run
+    if not (run.server_key or run.allowed_keys):
+        return None
+
+    def here(p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() or Path(p).exists() else base_dir / p
+
+    try:
+        public, secret = (
+            load_secret(here(run.server_key)) if run.server_key else zmq.curve_keypair()
+        )
+        allowed = allowed_keys(here(p) for p in run.allowed_keys)
+    except KeyFileError as e:
+        raise UsageError(f"run.server_key / run.allowed_keys: {e}") from None
+    zap = ZapHandler(zmq.Context.instance(), allowed, on_refused=lambda address, reason: None)
+    return CurveSetup(public, secret, zap)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from agentsim.bus.auth import create_keys
+
+    for name in args.names:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise UsageError(f"keys: name must be letters, digits, - and _, got {name!r}")
+        public, secret = create_keys(Path(args.dir), name)
+        print(f"{name}: public {public}  secret {secret} (keep it private)")
+    return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

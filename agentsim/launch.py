@@ -43,7 +43,14 @@ class AgentHandle(Protocol):
 
 class Launcher(Protocol):
     async def start(
-        self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery
+        self,
+        name: str,
+        endpoint: str,
+        run_id: str,
+        *,
+        threads: int,
+        nursery: trio.Nursery,
+        extra_env: dict[str, str] | None = None,
     ) -> AgentHandle: ...
 
 
@@ -90,7 +97,14 @@ class ProcessLauncher:
         self.log_dir = log_dir
 
     async def start(
-        self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery
+        self,
+        name: str,
+        endpoint: str,
+        run_id: str,
+        *,
+        threads: int,
+        nursery: trio.Nursery,
+        extra_env: dict[str, str] | None = None,
     ) -> AgentHandle:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115, ASYNC230 - tiny, local; closed by the handle
@@ -102,6 +116,7 @@ class ProcessLauncher:
             OMP_NUM_THREADS=str(threads),
             OPENBLAS_NUM_THREADS="1",
         )
+        env.update(extra_env or {})
         cmd = [
             sys.executable,
             "-m",
@@ -165,7 +180,14 @@ class InProcessLauncher:
         self._next_pid = 100_000
 
     async def start(
-        self, name: str, endpoint: str, run_id: str, *, threads: int, nursery: trio.Nursery
+        self,
+        name: str,
+        endpoint: str,
+        run_id: str,
+        *,
+        threads: int,
+        nursery: trio.Nursery,
+        extra_env: dict[str, str] | None = None,
     ) -> AgentHandle:
         self._next_pid += 1
         handle = TaskHandle(name, self._next_pid)

@@ -18,6 +18,7 @@ import msgspec
 import structlog
 import trio
 
+from agentsim.bus.auth import CurveSetup
 from agentsim.bus.broker import Broker, Transport
 from agentsim.bus.faults import FaultLayer
 from agentsim.bus.faults_seeded import SeededFaults
@@ -98,6 +99,7 @@ class Runner:
         progress: ProgressHook | None = None,
         cleanup_dir: str | None = None,
         protocol_cls: type[BaseProtocol] | None = None,
+        curve: CurveSetup | None = None,
     ) -> None:
         self.scenario = scenario
         self.folder = folder
@@ -111,6 +113,9 @@ class Runner:
         self.tasks = tasks
         self.scorer = scorer
         self.cleanup_dir = cleanup_dir
+        self.curve = curve
+        if curve is not None:
+            curve.zap.on_refused = self._refused
         self.outbox = Outbox(self.run_id, RUNNER, per_dst=True)
         self.seeded = faults if isinstance(faults, SeededFaults) else None
         self.broker = Broker(
@@ -160,6 +165,10 @@ class Runner:
             agents=failure.agents,
             detail=failure.detail,
         )
+
+    def _refused(self, address: str, reason: str) -> None:
+        self.journal.write("agent_refused", address=address, reason=reason)
+        log.warning("agent_refused", address=address, reason=reason)
 
     def _causes(self, failure: Failure) -> list[str]:
         """Injected faults that explain a failure: faults on its evidence messages, and
@@ -319,8 +328,11 @@ class Runner:
         )
         try:
             async with trio.open_nursery() as nursery:
+                if self.curve is not None:
+                    await nursery.start(self.curve.zap.serve)
                 await nursery.start(self.broker.serve)
                 nursery.start_soon(self._beat)
+                nursery.start_soon(self._stats_loop)
                 await self._launch_all(nursery)
                 await self._await_ready()
                 nursery.start_soon(self._liveness)
@@ -333,8 +345,29 @@ class Runner:
                 nursery.cancel_scope.cancel()
         finally:
             self._stop_everything()
+            self._write_stats("broker_stats")
             summary = self.folder.finish(self.journal, partial=not self.completed)
         return summary
+
+    def _write_stats(self, event: str) -> None:
+        from agentsim.agent.core import rss_bytes
+
+        b = self.broker
+        self.journal.write(
+            event,
+            received=b.received,
+            accepted=b.accepted,
+            posted=b.posted,
+            routed=b.routed,
+            journal_lines=self.journal.count,
+            rss_bytes=rss_bytes(),
+        )
+
+    async def _stats_loop(self) -> None:
+        """Periodic runner health (RSS, message counts) into the journal: soak tests read it."""
+        while True:
+            await trio.sleep(self.scenario.run.stats_s)
+            self._write_stats("runner_stats")
 
     async def _launch_all(self, nursery: trio.Nursery) -> None:
         for name in self.agents:
@@ -343,8 +376,9 @@ class Runner:
                 self.journal.write("agent_expected", agent=name)
                 continue
             threads = spec.threads or self._threads_for(name)
+            env = self.curve.local_agent_env() if self.curve is not None else None
             handle = await self.launcher.start(
-                name, self.endpoint, self.run_id, threads=threads, nursery=nursery
+                name, self.endpoint, self.run_id, threads=threads, nursery=nursery, extra_env=env
             )
             self.agents[name].handle = handle
             self.journal.write("agent_spawned", agent=name, pid=handle.pid)
@@ -386,10 +420,21 @@ class Runner:
                 await state.ready_event.wait()
         missing = [s.name for s in self.agents.values() if s.ready is None]
         if missing:
+            name = missing[0]
             why = "timed out" if scope.cancelled_caught else "exited or failed to load"
-            tail = self.folder.log_tail(missing[0])
+            if self.scenario.agents[name].remote and self.agents[name].hello is None:
+                raise RunError(
+                    f"remote agent {name} did not connect within run.ready_timeout_s={timeout:g}s; start it "
+                    f"with: python -m agentsim agent --connect {self.endpoint} --name {name}"
+                    + (
+                        " --key NAME.key_secret --server-key RUNNER.key"
+                        if self.curve is not None
+                        else ""
+                    )
+                )
+            tail = self.folder.log_tail(name)
             raise RunError(
-                f"agent {missing[0]} never became ready ({why} after {timeout:g}s limit){tail}"
+                f"agent {name} never became ready ({why} after {timeout:g}s limit){tail}"
             )
         self.journal.write("all_ready", agents=len(self.agents))
 

@@ -34,10 +34,14 @@ class RunSpec(_Table, frozen=True):
     out: str = "runs"
     transport: Literal["ipc", "tcp"] = "ipc"
     bind: str = ""
+    server_key: str = ""
+    allowed_keys: list[str] = msgspec.field(default_factory=list)
+    insecure: bool = False
     heartbeat_s: PositiveFloat = 1.0
     heartbeat_misses: PositiveInt = 10
     ready_timeout_s: PositiveFloat = 600.0
     shutdown_timeout_s: PositiveFloat = 5.0
+    stats_s: PositiveFloat = 5.0
 
 
 class TasksSpec(_Table, frozen=True):
@@ -267,6 +271,11 @@ def _find_line(text: str, parts: list[str]) -> int:
     return best
 
 
+def _loopback(endpoint: str) -> bool:
+    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _cross_check(
     scenario: Scenario, raw: dict[str, Any], text: str, where: str, base: Path
 ) -> None:
@@ -278,6 +287,30 @@ def _cross_check(
 
     if not scenario.agents:
         raise ScenarioError(f"agents must declare at least one agent ({where})")
+    run = scenario.run
+    if run.bind and not run.bind.startswith(("ipc://", "tcp://", "inproc://")):
+        fail(["run", "bind"], "must be an ipc:// or tcp:// endpoint", run.bind)
+    if (
+        run.bind.startswith("tcp://")
+        and not _loopback(run.bind)
+        and not run.server_key
+        and not run.insecure
+    ):
+        fail(
+            ["run", "bind"],
+            "is not a loopback address, so it needs CURVE keys (run.server_key, run.allowed_keys) "
+            "or an explicit insecure = true",
+            run.bind,
+        )
+    for i, key in enumerate(run.allowed_keys):
+        if not (base / key).exists() and not Path(key).exists():
+            fail(["run", "allowed_keys", str(i)], "must name an existing .key file or folder", key)
+    if (
+        run.server_key
+        and not (base / run.server_key).exists()
+        and not Path(run.server_key).exists()
+    ):
+        fail(["run", "server_key"], "must name an existing .key_secret file", run.server_key)
     for name, spec in scenario.agents.items():
         if spec.engine not in ENGINE_NAMES:
             fail(

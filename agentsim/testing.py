@@ -86,6 +86,9 @@ async def simulate(
 
 
 def journal(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's journal so far ([] before it exists)."""
+    if not (run_dir / "journal.jsonl").exists():
+        return []
     out = []
     for line in (run_dir / "journal.jsonl").read_text().splitlines():
         if line.strip():

@@ -85,6 +85,7 @@ class Agent:
         pid: int | None = None,
         configure_timeout_s: float = 60.0,
         inline_engine: bool = False,
+        parent_pid: int = 0,
     ) -> None:
         self.link = link
         self.name = name
@@ -93,6 +94,7 @@ class Agent:
         self.pid = pid if pid is not None else os.getpid()
         self.configure_timeout_s = configure_timeout_s
         self.inline_engine = inline_engine
+        self.parent_pid = parent_pid
         self.engine: Engine | None = None
         self.heartbeat_s = 1.0
         self.broker_timeout_s = 10.0
@@ -271,11 +273,23 @@ class Agent:
             await trio.sleep(self.heartbeat_s)
 
     async def _watch_broker(self) -> None:
-        """Exit on our own when the runner has gone silent (no orphan agents)."""
+        """Exit on our own when the runner has gone silent or died (no orphan agents).
+
+        A spawned agent also watches its parent pid: when the runner dies (even by SIGKILL)
+        the agent is re-parented and exits within ``parent_poll_s``. (Linux's PDEATHSIG would
+        fire when the *thread* that spawned us exits, which trio's worker threads do.)
+        """
+        parent_poll_s = 0.2
+        waited = 0.0
         while True:
-            await trio.sleep(self.heartbeat_s)
-            if trio.current_time() - self._last_from_runner > self.broker_timeout_s:
-                raise AgentExit(5, "broker silent")
+            await trio.sleep(parent_poll_s)
+            if self.parent_pid and os.getppid() != self.parent_pid:
+                raise AgentExit(6, "runner process gone")
+            waited += parent_poll_s
+            if waited >= self.heartbeat_s:
+                waited = 0.0
+                if trio.current_time() - self._last_from_runner > self.broker_timeout_s:
+                    raise AgentExit(5, "broker silent")
 
     async def _serve_asks(self) -> None:
         async for env in self._asks_recv:

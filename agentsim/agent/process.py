@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import sys
@@ -11,16 +10,6 @@ import sys
 import trio
 
 from agentsim.logs import configure_logging
-
-
-def set_parent_death_signal() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (runner killed with SIGKILL)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -31,6 +20,8 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--run-id", default="", help="run id (learned from the runner when omitted)"
     )
+    parser.add_argument("--key", help="this agent's secret key file (NAME.key_secret) for CURVE")
+    parser.add_argument("--server-key", help="the runner's public key file (NAME.key) for CURVE")
     parser.add_argument(
         "--configure-timeout", type=float, default=120.0, help="seconds to wait for the runner"
     )
@@ -41,16 +32,34 @@ def main(args: argparse.Namespace) -> int:
     from agentsim.agent.core import Agent
     from agentsim.bus.zmq_transport import DealerLink
 
+    parent = 0
     if os.environ.get("AGENTSIM_CHILD") == "1":
-        set_parent_death_signal()
         # The runner owns Ctrl-C handling for the whole run; children ignore the terminal's.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        parent = os.getppid()
     configure_logging(json=True, stream=sys.stderr)
-    link = DealerLink(args.connect, args.name)
+    from agentsim.bus.auth import KeyFileError, curve_from_env, load_public, load_secret
+
+    curve = curve_from_env()
+    if args.key or args.server_key:
+        if not (args.key and args.server_key):
+            print("agentsim agent: error: --key and --server-key go together", file=sys.stderr)
+            return 2
+        try:
+            public, secret = load_secret(args.key)
+            curve = (public, secret, load_public(args.server_key))
+        except KeyFileError as e:
+            print(f"agentsim agent: error: {e}", file=sys.stderr)
+            return 2
+    link = DealerLink(args.connect, args.name, curve=curve)
 
     async def _run() -> int:
         agent = Agent(
-            link, args.name, run_id=args.run_id, configure_timeout_s=args.configure_timeout
+            link,
+            args.name,
+            run_id=args.run_id,
+            configure_timeout_s=args.configure_timeout,
+            parent_pid=parent,
         )
         try:
             return await agent.run()

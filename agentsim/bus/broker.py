@@ -75,7 +75,9 @@ class Broker:
         self.agents: set[str] = set()
         self.last_seen: dict[str, float] = {}
         self.per_agent: dict[str, int] = {}
-        self.received = 0
+        self.received = 0  # frames in, valid or not, heartbeats included
+        self.accepted = 0  # envelopes in, journaled (heartbeats are counted, not journaled)
+        self.posted = 0  # envelopes the runner sent, journaled
         self.routed = 0
         self._next_seq: dict[str, int] = {}
         self._seen_ids: dict[str, set[str]] = {}
@@ -94,6 +96,7 @@ class Broker:
                 else:
                     identity, frame = await self.transport.recv()
                     self._handle(identity, frame)
+                self.journal.flush()  # per batch: a killed runner loses at most one batch
                 await trio.lowlevel.checkpoint()
 
     def _fail(self, kind: str, detail: str, **kw: object) -> None:
@@ -121,6 +124,7 @@ class Broker:
             return
         if not isinstance(env.body, Heartbeat):
             self.journal.envelope(env, len(frame), direction="in")
+            self.accepted += 1
         self._route(env, frame)
 
     def _check_order(self, env: Envelope) -> bool:
@@ -229,6 +233,7 @@ class Broker:
         frame = encode(env)
         if not isinstance(env.body, Heartbeat):
             self.journal.envelope(env, len(frame), direction="out")
+            self.posted += 1
         targets = sorted(self.agents) if env.dst == BROADCAST else [env.dst]
         for dst in targets:
             self._deliver(env, dst, frame)

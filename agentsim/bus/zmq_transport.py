@@ -29,11 +29,25 @@ def default_endpoint(transport: str, bind: str = "") -> tuple[str, str | None]:
 
 
 class RouterTransport:
-    """The runner's ROUTER socket; identities are agent names."""
+    """The runner's ROUTER socket; identities are agent names.
 
-    def __init__(self, endpoint: str, *, context: zmq.Context[zmq.Socket[bytes]] | None = None):
+    With ``curve_secret`` the socket is a CURVE server: traffic is encrypted and every
+    connecting peer is checked by the ZAP handler (which must be bound in the same context).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve_secret: bytes | None = None,
+    ):
         self.ctx = context or zmq.Context.instance()
         sock = self.ctx.socket(zmq.ROUTER)
+        if curve_secret is not None:
+            sock.setsockopt(zmq.CURVE_SERVER, 1)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, curve_secret)
+            sock.setsockopt(zmq.ZAP_DOMAIN, b"agentsim")
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.RCVHWM, _HWM)
@@ -81,10 +95,18 @@ class RouterTransport:
 class DealerLink:
     """An agent's DEALER socket with IDENTITY = its name."""
 
-    def __init__(self, endpoint: str, name: str) -> None:
+    def __init__(
+        self, endpoint: str, name: str, *, curve: tuple[bytes, bytes, bytes] | None = None
+    ) -> None:
+        """``curve`` = (own public, own secret, server public), all Z85."""
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, name.encode())
+        if curve is not None:
+            public, secret, server = curve
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            sock.setsockopt(zmq.CURVE_SERVERKEY, server)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.RCVHWM, _HWM)
         sock.setsockopt(zmq.LINGER, 2000)

@@ -14,6 +14,9 @@ PROTOCOLS: dict[str, str] = {
     "vote": "agentsim.protocols.vote:Vote",
     "debate": "agentsim.protocols.debate:Debate",
     "react": "agentsim.protocols.react:ReAct",
+    "router": "agentsim.protocols.router:Router",
+    "pipeline": "agentsim.protocols.pipeline:Pipeline",
+    "manager": "agentsim.protocols.manager:Manager",
 }
 
 

@@ -44,7 +44,9 @@ def majority(answers: Mapping[str, str], order: list[str]) -> tuple[str, int]:
     return "", 0
 
 
-def role_agents(options: Mapping[str, object], agents: list[str], roles: list[str]) -> dict[str, str]:
+def role_agents(
+    options: Mapping[str, object], agents: list[str], roles: list[str]
+) -> dict[str, str]:
     """Map each role to an agent: ``options[role]`` when given, else the agents in order.
 
     Raises:
@@ -61,7 +63,9 @@ def role_agents(options: Mapping[str, object], agents: list[str], roles: list[st
         elif rest:
             name = rest.pop(0)
         else:
-            raise ValueError(f"protocol needs {len(roles)} agents ({', '.join(roles)}), got {agents}")
+            raise ValueError(
+                f"protocol needs {len(roles)} agents ({', '.join(roles)}), got {agents}"
+            )
         if name in out.values():
             raise ValueError(f"protocol.options.{role}: {name!r} already holds another role")
         out[role] = name
