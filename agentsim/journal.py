@@ -33,7 +33,7 @@ def envelope_record(env: Envelope, size: int) -> dict[str, Any]:
         "round": env.round,
         "sent_at": env.sent_at,
         "bytes": size,
-        "body": msgspec.to_builtins(env.body),
+        "body": env.body,
     }
 
 
