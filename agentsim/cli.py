@@ -167,6 +167,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _work(sc, base_dir)
     if len(configs) > 1:
         print(f"{args.scenario}: sweep of {len(configs)} configurations")
+    if scenario.environment:
+        print(f"{args.scenario}: ok ({len(scenario.agents)} agents, environment {scenario.environment.get('kind')})")
+        return EXIT_OK
     print(f"{args.scenario}: ok ({len(scenario.agents)} agents, protocol {scenario.protocol.kind})")
     return EXIT_OK
 
@@ -177,11 +180,15 @@ def _work(scenario: Any, base_dir: Path) -> Any:
     from agentsim.work import load_work
 
     try:
-        return load_work(scenario, base_dir)
+        tasks, scorer, protocol_cls = load_work(scenario, base_dir)
+        protocol_cls(scenario)  # a protocol checks its own options when it is built
+        return tasks, scorer, protocol_cls
     except TaskError as e:
         raise UsageError(f"tasks.suite: {e}") from None
     except ProtocolLoadError as e:
         raise UsageError(str(e)) from None
+    except (ValueError, KeyError) as e:
+        raise UsageError(f"protocol.options: {e} ({scenario.run.name})") from None
 
 
 def _overrides(scenario: Any, args: argparse.Namespace) -> Any:

@@ -155,7 +155,7 @@ def run_bare(n: int, window: int) -> dict[str, float]:
     return summarize(json.loads(out))
 
 
-def run_agentsim(n: int, window: int) -> dict[str, float]:
+def run_agentsim(n: int, window: int, faults: dict[str, object] | None = None) -> dict[str, float]:
     import trio
 
     from agentsim.bus.broker import Broker
@@ -168,11 +168,18 @@ def run_agentsim(n: int, window: int) -> dict[str, float]:
         tmp = Path(tempfile.mkdtemp(prefix="agentsim-bench-"))
         journal = Journal(tmp / "journal.jsonl", clock=trio.current_time)
         transport = RouterTransport("tcp://127.0.0.1:*")
+        layer = None
+        if faults is not None:
+            from agentsim.bus.faults_seeded import SeededFaults, parse_faults
+
+            layer = SeededFaults(parse_faults(faults, ["ping", "pong"]), seed=1)
+            layer.start_clock()
         broker = Broker(
             transport,
             journal,
             on_message=lambda env: broker.agents.add(env.src),
             on_failure=lambda f: None,
+            faults=layer,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.serve)
