@@ -55,6 +55,7 @@ def compare_rows(runs: list[Path]) -> list[dict[str, Any]]:
                 "peak_rss_mb_per_agent": rss,
                 "energy_j_per_token": _energy_per_token(run, int(gen)),
                 "failures": s["failures"],
+                "malformed_call_rate": s.get("malformed_call_rate"),
                 "partial": s["partial"],
             }
         )
@@ -81,9 +82,9 @@ def _fmt(v: Any, nd: int = 3) -> str:
 def render_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| config | protocol | acc (95% CI) | rel. gain vs solo | completion | latency p50/p95 s "
-        "| tokens/task prompt/compl. | tok/s | peak RSS MB/agent | J/token | failures |"
+        "| tokens/task prompt/compl. | tok/s | peak RSS MB/agent | J/token | malformed calls | failures |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         lo, hi = r["ci95"]
         fails = ", ".join(f"{k} {v}" for k, v in r["failures"].items()) or "—"
@@ -92,7 +93,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['run']} | {r['protocol']} | {r['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) | {gain} "
             f"| {r['completion_rate']:.3f} | {r['latency_p50_s']:.2f}/{r['latency_p95_s']:.2f} "
             f"| {r['prompt_tokens_per_task']:.0f}/{r['completion_tokens_per_task']:.0f} | {_fmt(r['tokens_per_s'], 1)} "
-            f"| {r['peak_rss_mb_per_agent']:.0f} | {_fmt(r['energy_j_per_token'], 4)} | {fails} |"
+            f"| {r['peak_rss_mb_per_agent']:.0f} | {_fmt(r['energy_j_per_token'], 4)} "
+            f"| {_fmt(r['malformed_call_rate'])} | {fails} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -131,6 +133,47 @@ def plot_quality_vs_cost(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def render_html(rows: list[dict[str, Any]], runs: list[Path], out_dir: Path, png: Path) -> str:
+    """A self-contained comparison page: the table, the plot inline, links to each run's report."""
+    import base64
+    import html
+    import os
+
+    image = base64.b64encode(png.read_bytes()).decode()
+    head = ["config", "protocol", "accuracy (95% CI)", "rel. gain vs solo", "completion", "latency p50/p95 s",
+            "tokens/task", "tok/s", "peak RSS MB/agent", "J/token", "malformed calls", "failures"]
+    body = []
+    for r, run in zip(rows, runs, strict=True):
+        link = os.path.relpath(run / "report.html", out_dir)
+        lo, hi = r["ci95"]
+        gain = "n/a" if r["relative_gain"] is None else f"{r['relative_gain']:+.1%}"
+        cells = [
+            f'<a href="{html.escape(link)}">{html.escape(r["run"])}</a>',
+            html.escape(r["protocol"]),
+            f"{r['accuracy']:.3f} ({lo:.3f}–{hi:.3f})",
+            gain,
+            f"{r['completion_rate']:.3f}",
+            f"{r['latency_p50_s']:.2f} / {r['latency_p95_s']:.2f}",
+            f"{r['prompt_tokens_per_task']:.0f} + {r['completion_tokens_per_task']:.0f}",
+            _fmt(r["tokens_per_s"], 1),
+            f"{r['peak_rss_mb_per_agent']:.0f}",
+            _fmt(r["energy_j_per_token"], 4),
+            _fmt(r["malformed_call_rate"]),
+            html.escape(", ".join(f"{k} {v}" for k, v in r["failures"].items()) or "—"),
+        ]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>agentsim comparison</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px}th{background:#f3f3f3}</style>"
+        "</head><body><h1>Comparison</h1><table><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr>" + "".join(body) + "</table>"
+        + f"<h2>Quality vs cost</h2><img alt='quality vs cost' src='data:image/png;base64,{image}'>"
+        + "</body></html>\n"
+    )
+
+
 def write_comparison(runs: list[Path], out_dir: Path) -> str:
     rows = compare_rows(runs)
     table = render_table(rows)
@@ -138,4 +181,6 @@ def write_comparison(runs: list[Path], out_dir: Path) -> str:
     (out_dir / "comparison.md").write_text("# Comparison\n\n" + table, encoding="utf-8")
     (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     plot_quality_vs_cost(rows, out_dir / "quality_vs_cost.png")
+    page = render_html(rows, runs, out_dir, out_dir / "quality_vs_cost.png")
+    (out_dir / "comparison.html").write_text(page, encoding="utf-8")
     return table

@@ -24,6 +24,8 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]]) -> s
         f"| tokens/s (engine) | {s['tokens_per_s'] if s['tokens_per_s'] is not None else 'n/a'} |",
         f"| messages / bytes | {s['messages']} / {s['bytes']} |",
         f"| failures | {s['failures_total']} |",
+        f"| tool calls / malformed-call rate | {s.get('tool_calls', 0)} / "
+        f"{s['malformed_call_rate'] if s.get('malformed_call_rate') is not None else 'n/a'} |",
         f"| wall time | {s['wall_s']} s |",
         "",
         "## Agents",
@@ -35,6 +37,9 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]]) -> s
         lines.append(
             f"| {name} | {a['pid']} | {a['engine']} | {a['model']} | {a['load_s']} | {a['rss_mb']} | {a['threads']} |"
         )
+    if s.get("accuracy_by_category"):
+        lines += ["", "## Accuracy by category", "", "| category | accuracy |", "|---|---|"]
+        lines += [f"| {c} | {a:.3f} |" for c, a in s["accuracy_by_category"].items()]
     lines += ["", "## Failures by kind", ""]
     if s["failures"]:
         lines += ["| kind | count |", "|---|---|"]

@@ -46,12 +46,14 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     failures: list[dict[str, Any]] = []
     messages = 0
     nbytes = 0
+    tool_calls = 0
     faults: Counter[str] = Counter()
     for rec in records:
         ev = rec.get("event")
         if ev == "envelope":
             messages += 1
             nbytes += int(rec.get("bytes", 0))
+            tool_calls += rec.get("kind") == "tool_call"
         elif ev == "task_result":
             results.append(rec)
         elif ev == "failure":
@@ -111,6 +113,10 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "messages": messages,
         "bytes": nbytes,
         "messages_per_task": _r(messages / n, 2) if n else 0.0,
+        "tool_calls": tool_calls,
+        "malformed_call_rate": _r(kinds["tool_call_malformed"] / (tool_calls + kinds["tool_call_malformed"]))
+        if tool_calls + kinds["tool_call_malformed"]
+        else None,
         "failures": dict(sorted(kinds.items())),
         "failure_categories": dict(sorted(categories.items())),
         "failures_total": sum(kinds.values()),
