@@ -118,6 +118,11 @@ def write_reports(path: Path) -> dict[str, Any]:
     """(Re)build summary.json, report.md and report.html from ``journal.jsonl`` alone."""
     records = list(read_journal(path / "journal.jsonl"))
     summary = summarize(records)
+    from agentsim.environments.metrics import game_summary, write_cooperation_plot
+
+    if game := game_summary(records):
+        summary["game"] = game
+        write_cooperation_plot(game, path / "cooperation.png")
     results = [r for r in records if r.get("event") == "task_result"]
     (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (path / "report.md").write_text(render_markdown(summary, results), encoding="utf-8")

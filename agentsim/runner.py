@@ -549,7 +549,8 @@ class Runner:
     async def _run_tasks(self) -> None:
         tasks, scorer = self.tasks, self.scorer
         protocol = self._protocol_cls(self.scenario)
-        self.journal.write("tasks_loaded", count=len(tasks), suite=self.scenario.tasks.suite)
+        suite = self.scenario.environment.get("kind") or self.scenario.tasks.suite
+        self.journal.write("tasks_loaded", count=len(tasks), suite=suite)
         for index, task in enumerate(tasks):
             result = await self._run_one(protocol, task, scorer)
             self.results.append(result)

@@ -14,6 +14,12 @@ For protocol research at scale and for tests. Options (``[agents.X.options]``):
 - ``reply``: the fallback reply (default ``"The answer is {gold}."``).
 - ``latency_s`` (fixed) or ``latency = {dist = "uniform"|"lognormal", ...}``; ``slow``: a factor.
 - ``crash_after``: exit the process abruptly on the N-th request (a crash to study).
+- ``strategy``: a game baseline for ``[environment]`` runs — ``always_cooperate``,
+  ``always_defect``, ``tit_for_tat``, ``grim_trigger`` or ``random`` (cooperates with
+  probability ``p``, seeded). It reads the prompt's ``STATE: {...}`` line and replies with the
+  game's JSON; prompts without that line fall through to the options above. Also ``talk``
+  (``"honest"`` or ``"promise"``), ``sign`` and ``threshold``: see
+  ``agentsim.environments.strategies``.
 
 Every draw comes from a ``random.Random`` seeded by (agent seed, prompt, turn), so a request
 gets the same completion whatever the order in which requests arrive.
@@ -68,6 +74,14 @@ class ScriptedEngine:
         self.latency: Any = o.get("latency", o.get("latency_s", 0.0))
         self.slow = float(o.get("slow", 1.0))
         self.crash_after = int(o.get("crash_after", 0))
+        self.strategy = str(o.get("strategy", ""))
+        if self.strategy:
+            from agentsim.environments.strategies import STRATEGIES
+
+            if self.strategy not in STRATEGIES:
+                raise EngineUnavailable(
+                    f"scripted strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+                )
         self.calls = 0
         self.virtual = False  # in simulation the agent sleeps ``last_latency`` on trio's clock
         self.last_latency = 0.0
@@ -147,6 +161,13 @@ class ScriptedEngine:
         last_user = next(
             (m.content or "" for m in reversed(request.messages) if m.role == "user"), ""
         )
+        if self.strategy:  # a game baseline: the hook into agentsim.environments.strategies
+            from agentsim.environments.strategies import strategy_reply
+
+            texts = [m.content or "" for m in request.messages]
+            played = strategy_reply(self.strategy, texts, rng, self.config.options)
+            if played is not None:
+                return played
         if self.script:
             return self.script[min(turn, len(self.script) - 1)].replace("{gold}", gold)
         for pattern, reply in self.rules:

@@ -62,4 +62,7 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]]) -> s
             f"| {r['task_id']} | {r['gold']} | {r['extracted'] or '—'} | {'yes' if r['correct'] else 'no'} "
             f"| {r['rounds']} | {r['latency_s']:.3f} | {fails} |"
         )
+    from agentsim.environments.metrics import game_markdown
+
+    lines += game_markdown(s.get("game", {}))
     return "\n".join(lines) + "\n"
