@@ -31,8 +31,10 @@ KINDS: dict[str, dict[str, object]] = {
         "partition": [{"groups": [["ping"], ["pong"]], "start_s": 1e9}],
     },
 }
-ON = {"delay": {"delay": {"p": 0.05, "dist": "fixed", "value_s": 0.0005}},
-      "duplicate": {"duplicate": {"p": 0.05}}}
+ON = {
+    "delay": {"delay": {"p": 0.05, "dist": "fixed", "value_s": 0.0005}},
+    "duplicate": {"duplicate": {"p": 0.05}},
+}
 
 
 def main() -> None:
@@ -44,16 +46,22 @@ def main() -> None:
     for name, faults in KINDS.items():
         r = run_agentsim(args.n, 64, faults)
         rows.append((name, r["msgs_per_s"], r["msgs_per_s"] / base["msgs_per_s"]))
-    print(f"fault layer overhead: {args.n} round trips per side, window 64, faults configured with p = 0")
+    print(
+        f"fault layer overhead: {args.n} round trips per side, window 64, faults configured with p = 0"
+    )
     print(f"| {'faults':<12} | {'msgs/s':>9} | {'× fault-free':>12} | target ≥ 0.8 |")
     print(f"|{'-' * 14}|{'-' * 11}|{'-' * 14}|{'-' * 14}|")
     print(f"| {'none':<12} | {base['msgs_per_s']:>9.0f} | {1.0:>12.2f} |              |")
     for name, rate, ratio in rows:
-        print(f"| {name:<12} | {rate:>9.0f} | {ratio:>12.2f} | {'met' if ratio >= 0.8 else 'NOT met':>12} |")
+        print(
+            f"| {name:<12} | {rate:>9.0f} | {ratio:>12.2f} | {'met' if ratio >= 0.8 else 'NOT met':>12} |"
+        )
     print()
     for name, faults in ON.items():
         r = run_agentsim(args.n, 64, faults)
-        print(f"with {name} at p = 0.05: {r['msgs_per_s']:.0f} msgs/s ({r['msgs_per_s'] / base['msgs_per_s']:.2f}×)")
+        print(
+            f"with {name} at p = 0.05: {r['msgs_per_s']:.0f} msgs/s ({r['msgs_per_s'] / base['msgs_per_s']:.2f}×)"
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,20 @@ def run(n: int, tasks: int) -> dict[str, Any]:
         text += f'[agents.a{i}]\nengine = "scripted"\noptions = {{ table = "gsm8k", error_rate = 0.3 }}\n'
     text += '[protocol]\nkind = "vote"\ndeadline_s = 30\n'
     (tmp / "s.toml").write_text(text)
-    subprocess.run([sys.executable, "-m", "agentsim", str(tmp / "s.toml"), "--out", str(tmp / "runs"), "--quiet"],
-                   check=True, capture_output=True, timeout=1800)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentsim",
+            str(tmp / "s.toml"),
+            "--out",
+            str(tmp / "runs"),
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
     folder = next((tmp / "runs").iterdir())
     recs = [json.loads(x) for x in (folder / "journal.jsonl").read_text().splitlines() if x.strip()]
     ready_t = next(r["t"] for r in recs if r["event"] == "all_ready")
@@ -47,7 +59,9 @@ def run(n: int, tasks: int) -> dict[str, Any]:
         elif r["kind"] == "reply" and r["body"]["in_reply_to"] in asks:
             lat.append((r["t"] - asks[r["body"]["in_reply_to"]]) * 1000)
     rss_agents = [r["rss_bytes"] / 2**20 for r in recs if r["event"] == "agent_ready"]
-    runner_rss = max(r["rss_bytes"] for r in recs if r["event"] in ("runner_stats", "broker_stats")) / 2**20
+    runner_rss = (
+        max(r["rss_bytes"] for r in recs if r["event"] in ("runner_stats", "broker_stats")) / 2**20
+    )
     lat.sort()
     return {
         "agents": n,
@@ -67,8 +81,12 @@ def main() -> None:
     args = ap.parse_args()
     rows = [run(int(n), args.tasks) for n in args.sizes.split(",")]
     base = rows[0]
-    print(f"scale: scripted agents voting on {args.tasks} GSM8K tasks (every agent answers every task)")
-    print("| agents | start-up s | msgs/s | × base | ask p50 ms | ask p99 ms | × base p99 | RSS/agent MB | runner RSS MB |")
+    print(
+        f"scale: scripted agents voting on {args.tasks} GSM8K tasks (every agent answers every task)"
+    )
+    print(
+        "| agents | start-up s | msgs/s | × base | ask p50 ms | ask p99 ms | × base p99 | RSS/agent MB | runner RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
