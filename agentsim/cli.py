@@ -168,7 +168,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if len(configs) > 1:
         print(f"{args.scenario}: sweep of {len(configs)} configurations")
     if scenario.environment:
-        print(f"{args.scenario}: ok ({len(scenario.agents)} agents, environment {scenario.environment.get('kind')})")
+        print(
+            f"{args.scenario}: ok ({len(scenario.agents)} agents, environment {scenario.environment.get('kind')})"
+        )
         return EXIT_OK
     print(f"{args.scenario}: ok ({len(scenario.agents)} agents, protocol {scenario.protocol.kind})")
     return EXIT_OK

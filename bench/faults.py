@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bus import run_agentsim  # noqa: E402
+from bus import run_agentsim
 
 KINDS: dict[str, dict[str, object]] = {
     "drop": {"drop": {"p": 0.0}},

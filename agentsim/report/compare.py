@@ -140,8 +140,20 @@ def render_html(rows: list[dict[str, Any]], runs: list[Path], out_dir: Path, png
     import os
 
     image = base64.b64encode(png.read_bytes()).decode()
-    head = ["config", "protocol", "accuracy (95% CI)", "rel. gain vs solo", "completion", "latency p50/p95 s",
-            "tokens/task", "tok/s", "peak RSS MB/agent", "J/token", "malformed calls", "failures"]
+    head = [
+        "config",
+        "protocol",
+        "accuracy (95% CI)",
+        "rel. gain vs solo",
+        "completion",
+        "latency p50/p95 s",
+        "tokens/task",
+        "tok/s",
+        "peak RSS MB/agent",
+        "J/token",
+        "malformed calls",
+        "failures",
+    ]
     body = []
     for r, run in zip(rows, runs, strict=True):
         link = os.path.relpath(run / "report.html", out_dir)
@@ -168,7 +180,9 @@ def render_html(rows: list[dict[str, Any]], runs: list[Path], out_dir: Path, png
         "td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px}th{background:#f3f3f3}</style>"
         "</head><body><h1>Comparison</h1><table><tr>"
         + "".join(f"<th>{h}</th>" for h in head)
-        + "</tr>" + "".join(body) + "</table>"
+        + "</tr>"
+        + "".join(body)
+        + "</table>"
         + f"<h2>Quality vs cost</h2><img alt='quality vs cost' src='data:image/png;base64,{image}'>"
         + "</body></html>\n"
     )

@@ -114,7 +114,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "bytes": nbytes,
         "messages_per_task": _r(messages / n, 2) if n else 0.0,
         "tool_calls": tool_calls,
-        "malformed_call_rate": _r(kinds["tool_call_malformed"] / (tool_calls + kinds["tool_call_malformed"]))
+        "malformed_call_rate": _r(
+            kinds["tool_call_malformed"] / (tool_calls + kinds["tool_call_malformed"])
+        )
         if tool_calls + kinds["tool_call_malformed"]
         else None,
         "failures": dict(sorted(kinds.items())),

@@ -106,7 +106,7 @@ def test_remote_agents_join_over_curve_and_an_unknown_key_is_refused(
                 agent_cmd(endpoint, name, keys / f"{name}.key_secret", keys / "runner.key")
             )
         )
-    out, err = runner.communicate(timeout=60)
+    _out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, err
     recs = journal(run)
     refused = [r for r in recs if r["event"] == "agent_refused"]
@@ -249,7 +249,7 @@ def test_agents_in_other_network_namespaces_join_with_keys_and_a_wrong_key_is_re
             ]
         )
     )
-    out, err = runner.communicate(timeout=60)
+    _out, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["tasks_done"] == 3 and not summary["partial"]

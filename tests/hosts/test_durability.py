@@ -63,7 +63,7 @@ def test_soak_256_agent_processes_with_faults_loses_nothing(tmp_path: Path) -> N
     n = 256
     f = tmp_path / "s.toml"
     f.write_text(
-        f'[run]\nname = "soak"\nheartbeat_s = 2.0\nready_timeout_s = 300\nstats_s = 1.0\n'
+        '[run]\nname = "soak"\nheartbeat_s = 2.0\nready_timeout_s = 300\nstats_s = 1.0\n'
         '[tasks]\nsuite = "gsm8k"\nlimit = 12\n'
         + agents(n, 'table = "gsm8k", error_rate = 0.3')
         + '[protocol]\nkind = "vote"\ndeadline_s = 10\n'

@@ -22,8 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentsim", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "agentsim", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def results(run: Path) -> list[dict[str, Any]]:
@@ -31,8 +36,15 @@ def results(run: Path) -> list[dict[str, Any]]:
 
 
 def test_solo_gsm8k_scenario_runs_on_the_default_model(tmp_path: Path) -> None:
-    p = run_cli(str(REPO / "scenarios" / "solo-gsm8k.toml"), "--limit", "3", "--out", str(tmp_path / "runs"),
-                "--quiet", cwd=tmp_path)
+    p = run_cli(
+        str(REPO / "scenarios" / "solo-gsm8k.toml"),
+        "--limit",
+        "3",
+        "--out",
+        str(tmp_path / "runs"),
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     run = only_run_dir(tmp_path / "runs")
     res = results(run)
@@ -47,8 +59,12 @@ def test_solo_gsm8k_scenario_runs_on_the_default_model(tmp_path: Path) -> None:
 
 def test_react_on_the_default_model_executes_or_records_every_tool_call(tmp_path: Path) -> None:
     f = tmp_path / "react.toml"
-    f.write_text((REPO / "scenarios" / "react-gsm8k.toml").read_text().replace("limit = 10", "limit = 2")
-                 .replace("max_tokens = 128", "max_tokens = 64"))
+    f.write_text(
+        (REPO / "scenarios" / "react-gsm8k.toml")
+        .read_text()
+        .replace("limit = 10", "limit = 2")
+        .replace("max_tokens = 128", "max_tokens = 64")
+    )
     p = run_cli(str(f), "--out", str(tmp_path / "runs"), "--quiet", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     run = only_run_dir(tmp_path / "runs")
@@ -59,17 +75,30 @@ def test_react_on_the_default_model_executes_or_records_every_tool_call(tmp_path
     assert len(calls) == len(outcomes)  # every call that was made ran and came back
     for out in outcomes:  # ... and each failed one is a recorded tool failure citing it
         if out["body"]["error"]:
-            assert any(r["event"] == "failure" and out["msg_id"] in r.get("evidence", []) for r in recs)
+            assert any(
+                r["event"] == "failure" and out["msg_id"] in r.get("evidence", []) for r in recs
+            )
     replies = [r for r in recs if r["event"] == "envelope" and r["kind"] == "reply"]
-    accounted = len(calls) + sum(1 for r in recs if r["event"] == "failure" and r["kind"] in (
-        "tool_call_malformed", "no_final_answer")) + sum(1 for r in recs if r["event"] == "phase" and r["phase"] == "done")
+    accounted = (
+        len(calls)
+        + sum(
+            1
+            for r in recs
+            if r["event"] == "failure" and r["kind"] in ("tool_call_malformed", "no_final_answer")
+        )
+        + sum(1 for r in recs if r["event"] == "phase" and r["phase"] == "done")
+    )
     assert accounted >= len(replies)  # no model turn fell through unrecorded
 
 
 def test_replay_of_a_default_model_run_is_identical(tmp_path: Path) -> None:
     f = tmp_path / "solo.toml"
-    f.write_text((REPO / "scenarios" / "solo-gsm8k.toml").read_text().replace("limit = 10", "limit = 2")
-                 .replace("max_tokens = 192", "max_tokens = 48"))
+    f.write_text(
+        (REPO / "scenarios" / "solo-gsm8k.toml")
+        .read_text()
+        .replace("limit = 10", "limit = 2")
+        .replace("max_tokens = 192", "max_tokens = 48")
+    )
     p = run_cli(str(f), "--out", str(tmp_path / "runs"), "--quiet", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     run = only_run_dir(tmp_path / "runs")

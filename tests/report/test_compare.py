@@ -36,8 +36,12 @@ protocol = { kind = "vote", agents = ["a", "b", "c"] }
 def test_sweep_runs_the_cross_product_and_compares_against_solo(tmp_path: Path) -> None:
     f = tmp_path / "s.toml"
     f.write_text(SWEEP)
-    p = subprocess.run([sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs"), "--quiet"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     parent = next((tmp_path / "runs").iterdir())
     runs = sorted(d.name.rsplit("-", 2)[0] for d in parent.iterdir() if d.is_dir())
@@ -58,13 +62,28 @@ def test_sweep_runs_the_cross_product_and_compares_against_solo(tmp_path: Path) 
     assert page.count("report.html") == 4 and "data:image/png;base64," in page
     # compare also works on chosen run folders
     one, two = sorted(d for d in parent.iterdir() if d.is_dir())[:2]
-    q = subprocess.run([sys.executable, "-m", "agentsim", "compare", str(one), str(two), "--out", str(tmp_path / "cmp")],
-                       capture_output=True, text=True, timeout=60)
+    q = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentsim",
+            "compare",
+            str(one),
+            str(two),
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert q.returncode == 0, q.stderr
     assert "| solo |" in q.stdout
 
 
 def test_compare_rejects_a_folder_without_runs(tmp_path: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "agentsim", "compare", str(tmp_path)], capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "agentsim", "compare", str(tmp_path)], capture_output=True, text=True
+    )
     assert p.returncode == 2
     assert p.stderr.startswith("agentsim: error: run_dirs hold no run folder with a journal.jsonl")
