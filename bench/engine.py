@@ -39,11 +39,15 @@ if engine == "mlc":
         rt.reset(); return rt.prefill(toks)
     def step(tok): return rt.decode(tok)
 else:
+    import llama_cpp
     llm = eng.llm
+    def last_logits():
+        ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).copy()
     def prefill(toks):
-        llm.reset(); llm.eval(toks); return np.asarray(llm.scores[llm.n_tokens - 1])
+        llm.reset(); llm.eval(toks); return last_logits()
     def step(tok):
-        llm.eval([tok]); return np.asarray(llm.scores[llm.n_tokens - 1])
+        llm.eval([tok]); return last_logits()
 res = {"start_s": start_s, "ttft_s": ttft}
 for n in (100, 1000):
     prefill(ids(n))  # warm-up (page faults, thread pool)
@@ -113,6 +117,7 @@ def main() -> None:
     ]
     head = ["engine", "threads", *[c[1] for c in cols]]
     print(f"model {a.model}; mlc cold build {build:.1f} s")
+    print("ratios: tok/s columns >1 = mlc faster; TTFT/start/RSS columns <1 = mlc better")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for (eng, threads), r in rows.items():

@@ -1,0 +1,66 @@
+"""Compile the model definition for a target and export the shared library.
+
+Imports the TVM compiler: only the build step (``build.py``) and tests load this module;
+agents load the exported ``.so`` runtime-only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+import tvm
+from tvm import relax
+
+from agentsim.engines.mlc import attention
+from agentsim.engines.mlc.config import PAGE_SIZE, ModelConfig
+from agentsim.engines.mlc.model import CausalLM
+
+log = structlog.get_logger("agentsim.engines.mlc")
+
+
+def make_target(kind: str, mcpu: str | None, cores: int) -> Any:
+    """A TVM target: ``llvm`` for the given CPU with fast-math, or ``cuda``."""
+    if kind == "cuda":
+        spec: dict[str, Any] = {"kind": "cuda"}
+        dev = tvm.cuda(0)
+        if dev.exist:  # compile for the GPU that is here; else TVM's default arch
+            spec["arch"] = "sm_" + str(dev.compute_version).replace(".", "")
+        return tvm.target.Target(spec, host={"kind": "llvm"})
+    return tvm.target.Target(
+        {"kind": "llvm", "mcpu": mcpu or host_cpu(), "num-cores": cores, "fast-math": True}
+    )
+
+
+def host_cpu() -> str:
+    """The exact host CPU name LLVM knows ("native" silently means generic in TVM 0.27)."""
+    return str(tvm.target.codegen.llvm_get_system_cpu())
+
+
+def compile_model(
+    cfg: ModelConfig, target: Any, lib_path: Path, *, fast_attention: bool = True
+) -> list[str]:
+    """Export, compile and ``export_library`` the model; returns the parameter order.
+
+    ``fast_attention`` swaps TVM's reference CPU attention kernels for ``attention.py``'s.
+    """
+    t0 = time.perf_counter()
+    model = CausalLM(cfg, target)
+    mod, named_params = model.export_tvm(spec=model.spec())
+    if target.kind.name == "llvm" and fast_attention:
+        mod = attention.install(mod, cfg.num_kv_heads, cfg.num_heads, cfg.head_dim, PAGE_SIZE)
+    t1 = time.perf_counter()
+    with target:
+        ex = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
+    t2 = time.perf_counter()
+    ex.export_library(str(lib_path))
+    log.info(
+        "mlc_compiled",
+        export_s=round(t1 - t0, 2),
+        compile_s=round(t2 - t1, 2),
+        link_s=round(time.perf_counter() - t2, 2),
+        target=str(target.kind.name),
+    )
+    return [name for name, _ in named_params]
