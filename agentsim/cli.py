@@ -542,7 +542,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         match args.action:
             case "list":
                 for st in models.list_models():
-                    state = f"present, {st.size_bytes / 2**20:.0f} MiB" if st.present else "not pulled"
+                    state = (
+                        f"present, {st.size_bytes / 2**20:.0f} MiB" if st.present else "not pulled"
+                    )
                     print(f"{st.name}  ({state})  {st.description}")
                     if st.present:
                         print(f"    {st.path}")
