@@ -171,9 +171,16 @@ def decode(frame: bytes) -> Envelope:
         raise MalformedFrame(str(e)[:200]) from e
 
 
+_TAGS: dict[type, str] = {}
+
+
 def body_kind(body: Body) -> str:
     """The tag of a body, as it appears on the wire and in the journal."""
-    return str(type(body).__struct_config__.tag)
+    cls = type(body)
+    tag = _TAGS.get(cls)
+    if tag is None:
+        tag = _TAGS[cls] = str(cls.__struct_config__.tag)
+    return tag
 
 
 class Outbox:

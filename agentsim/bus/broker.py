@@ -55,6 +55,24 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class _RecentIds:
+    """The last ``size`` message ids of one sender: duplicate detection in bounded memory."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._order: deque[str] = deque()
+        self._set: set[str] = set()
+        self._size = size
+
+    def __contains__(self, msg_id: str) -> bool:
+        return msg_id in self._set
+
+    def add(self, msg_id: str) -> None:
+        self._order.append(msg_id)
+        self._set.add(msg_id)
+        if len(self._order) > self._size:
+            self._set.discard(self._order.popleft())
+
+
 class Broker:
     """Routes envelopes; the runner hands it ``on_message`` and ``on_failure`` callbacks."""
 
@@ -80,7 +98,7 @@ class Broker:
         self.posted = 0  # envelopes the runner sent, journaled
         self.routed = 0
         self._next_seq: dict[str, int] = {}
-        self._seen_ids: dict[str, set[str]] = {}
+        self._seen_ids: dict[str, _RecentIds] = {}
         self._nursery: trio.Nursery | None = None
         self._backlog: dict[str, deque[tuple[Envelope, bytes, str]]] = {}
 
@@ -129,7 +147,9 @@ class Broker:
 
     def _check_order(self, env: Envelope) -> bool:
         """Record gaps and repeats; False when the envelope must not be routed again."""
-        seen = self._seen_ids.setdefault(env.src, set())
+        seen = self._seen_ids.get(env.src)
+        if seen is None:
+            seen = self._seen_ids[env.src] = _RecentIds()
         if env.msg_id in seen:
             self._fail(
                 "duplicate_delivery",

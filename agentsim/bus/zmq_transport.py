@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+from collections import deque
 import os
 import tempfile
 
+import trio
 import zmq
 
 from agentsim.bus.broker import Undeliverable
@@ -112,13 +114,28 @@ class DealerLink:
         sock.setsockopt(zmq.LINGER, 2000)
         sock.connect(endpoint)
         self.sock = TrioSocket(sock)
+        self._inbox: deque[bytes] = deque()
+        self._unyielded = 0
 
     async def send(self, frame: bytes) -> None:
+        # Sending rarely blocks; yield to the scheduler every few sends rather than every one.
+        if self.sock.send_nowait([frame]):
+            self._unyielded += 1
+            if self._unyielded >= 16:
+                self._unyielded = 0
+                await trio.lowlevel.checkpoint()
+            return
         await self.sock.send_multipart([frame])
 
     async def recv(self) -> bytes:
-        frames = await self.sock.recv_multipart()
-        return frames[-1] if frames else b""
+        # Take everything already queued in one wake-up; hand it out one frame at a time.
+        # The scheduler is visited once per batch (on refill), not once per frame.
+        if not self._inbox:
+            await trio.lowlevel.checkpoint()
+            self._inbox.extend(
+                frames[-1] if frames else b"" for frames in await self.sock.recv_batch()
+            )
+        return self._inbox.popleft()
 
     def close(self) -> None:
         self.sock.close(linger=500)

@@ -12,6 +12,12 @@ from __future__ import annotations
 import trio
 import zmq
 
+# Plain ints: pyzmq's enum flags cost a measurable share of the per-message time.
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE_NOBLOCK = int(zmq.NOBLOCK) | int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+
 
 class TrioSocket:
     """A thin async wrapper over one ``zmq.Socket`` for use from trio tasks."""
@@ -21,11 +27,13 @@ class TrioSocket:
         self._fd = int(sock.getsockopt(zmq.FD))
         self._watch_scope: trio.CancelScope | None = None
         self._changed = trio.Event()
+        self._waiters = 0
         self._closed = False
 
     def _fire(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        if self._waiters:
+            self._changed.set()
+            self._changed = trio.Event()
 
     def _poke(self) -> None:
         if self._watch_scope is not None:
@@ -33,12 +41,30 @@ class TrioSocket:
         else:
             self._fire()
 
+    def _send(self, frames: list[bytes]) -> None:
+        """Send one multipart message; raises ``zmq.Again`` (nothing sent) when it would block."""
+        sock = self.sock
+        last = len(frames) - 1
+        for i, frame in enumerate(frames):
+            sock.send(frame, _SNDMORE_NOBLOCK if i < last else _NOBLOCK)
+
+    def _recv(self) -> list[bytes]:
+        sock = self.sock
+        frames = [sock.recv(_NOBLOCK)]
+        while sock.getsockopt(_RCVMORE):
+            frames.append(sock.recv(_NOBLOCK))
+        return frames
+
     async def _wait(self, flag: int) -> None:
-        while not (int(self.sock.getsockopt(zmq.EVENTS)) & flag):
+        while not (int(self.sock.getsockopt(_EVENTS)) & flag):
             if self._closed:
                 raise trio.ClosedResourceError("socket closed")
             if self._watch_scope is not None:
-                await self._changed.wait()
+                self._waiters += 1
+                try:
+                    await self._changed.wait()
+                finally:
+                    self._waiters -= 1
                 continue
             with trio.CancelScope() as scope:
                 self._watch_scope = scope
@@ -51,7 +77,7 @@ class TrioSocket:
     async def send_multipart(self, frames: list[bytes]) -> None:
         while True:
             try:
-                self.sock.send_multipart(frames, zmq.NOBLOCK)
+                self._send(frames)
             except zmq.Again:
                 await self._wait(zmq.POLLOUT)
                 continue
@@ -62,7 +88,7 @@ class TrioSocket:
     def send_nowait(self, frames: list[bytes]) -> bool:
         """Send without waiting; False when the socket would block (peer HWM reached)."""
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK)
+            self._send(frames)
         except zmq.Again:
             return False
         self._poke()
@@ -71,7 +97,7 @@ class TrioSocket:
     async def recv_multipart(self) -> list[bytes]:
         while True:
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                frames = self._recv()
             except zmq.Again:
                 await self._wait(zmq.POLLIN)
                 continue
@@ -84,7 +110,7 @@ class TrioSocket:
         while True:
             try:
                 while len(batch) < limit:
-                    batch.append(self.sock.recv_multipart(zmq.NOBLOCK))
+                    batch.append(self._recv())
             except zmq.Again:
                 pass
             if batch:
@@ -96,6 +122,8 @@ class TrioSocket:
         if self._closed:
             return
         self._closed = True
-        self._poke()
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+        self._changed.set()
         trio.lowlevel.notify_closing(self._fd)
         self.sock.close(linger=linger)
