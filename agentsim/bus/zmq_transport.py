@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
-from collections import deque
 import os
 import tempfile
+from collections import deque
 
 import trio
 import zmq
