@@ -744,15 +744,7 @@ class TaskContext:
             peer_inbox=peer_inbox,
             peer_template=peer_template,
         )
-        env = runner.outbox.make(agent, body, task_id=self.task.id, round=round)
-        pending = _Pending(agent, trio.current_time())
-        runner.pending[env.msg_id] = pending
-        try:
-            runner.broker.post(env)
-            with trio.move_on_after(deadline):
-                await pending.done.wait()
-        finally:
-            runner.pending.pop(env.msg_id, None)
+        env, pending = await self._exchange(agent, body, round, deadline)
         latency = trio.current_time() - pending.t0
         if pending.reply is not None:
             reply = pending.reply.body
@@ -800,6 +792,22 @@ class TaskContext:
             agent=agent, msg_id=env.msg_id, failure="message_timeout", latency_s=latency
         )
 
+    async def _exchange(
+        self, agent: str, body: Ask | ToolCallMsg, round: int, deadline: float
+    ) -> tuple[Envelope, _Pending]:
+        """Send one request and wait for its answer, an error, or the deadline."""
+        runner = self.runner
+        env = runner.outbox.make(agent, body, task_id=self.task.id, round=round)
+        pending = _Pending(agent, trio.current_time())
+        runner.pending[env.msg_id] = pending
+        try:
+            runner.broker.post(env)
+            with trio.move_on_after(deadline):
+                await pending.done.wait()
+        finally:
+            runner.pending.pop(env.msg_id, None)
+        return env, pending
+
     async def call_tool(
         self, agent: str, call: ToolCall, *, round: int = 0, deadline_s: float = 60.0
     ) -> ToolResult:
@@ -817,15 +825,7 @@ class TaskContext:
         body = ToolCallMsg(
             call_id=call.id, name=call.function.name, arguments=call.function.arguments
         )
-        env = runner.outbox.make(agent, body, task_id=self.task.id, round=round)
-        pending = _Pending(agent, trio.current_time())
-        runner.pending[env.msg_id] = pending
-        try:
-            runner.broker.post(env)
-            with trio.move_on_after(deadline_s):
-                await pending.done.wait()
-        finally:
-            runner.pending.pop(env.msg_id, None)
+        env, pending = await self._exchange(agent, body, round, deadline_s)
         if pending.reply is not None and isinstance(pending.reply.body, ToolResultMsg):
             r = pending.reply.body
             evidence = [env.msg_id, pending.reply.msg_id]

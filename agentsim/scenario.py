@@ -332,28 +332,29 @@ def _cross_check(
     kind = scenario.protocol.kind
     if kind not in PROTOCOLS and ":" not in kind and not scenario.environment:
         fail(["protocol", "kind"], f"must be one of {', '.join(sorted(PROTOCOLS))}", kind)
+
+    def placed(error: ValueError) -> ScenarioError:
+        """A ``"field rule"`` message from a sub-parser, with the value and file:line added."""
+        field, _, rule = str(error).partition(" ")
+        parts = _split_path("." + field)
+        found, value = _lookup(raw, parts)
+        got = f", got {_show(value)}" if found and "got" not in rule else ""
+        return ScenarioError(f"{field} {rule}{got} ({where_line(text, parts, where)})")
+
     if scenario.faults:
         from agentsim.bus.faults_seeded import FaultConfigError, parse_faults
 
         try:
             parse_faults(scenario.faults, list(scenario.agents))
         except FaultConfigError as e:
-            field, _, rule = str(e).partition(" ")
-            parts = _split_path("." + field)
-            found, value = _lookup(raw, parts)
-            got = f", got {_show(value)}" if found and "got" not in rule else ""
-            raise ScenarioError(f"{field} {rule}{got} ({where_line(text, parts, where)})") from None
+            raise placed(e) from None
     if scenario.environment:
         from agentsim.environments import EnvironmentConfigError, parse_environment
 
         try:
             parse_environment(scenario.environment, list(scenario.agents))
         except EnvironmentConfigError as e:
-            field, _, rule = str(e).partition(" ")
-            parts = _split_path("." + field)
-            found, value = _lookup(raw, parts)
-            got = f", got {_show(value)}" if found and "got" not in rule else ""
-            raise ScenarioError(f"{field} {rule}{got} ({where_line(text, parts, where)})") from None
+            raise placed(e) from None
         return
     from agentsim.tasks import BUILTIN_SUITES
 
