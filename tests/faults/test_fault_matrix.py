@@ -33,20 +33,44 @@ FAULTS: dict[str, tuple[str, set[str]]] = {
 
 REACT_SCRIPT = '[\'{"tool": "calculator", "arguments": {"expression": "2+2"}}\', \'{"final_answer": "{gold}"}\']'
 
-PROTOCOLS = {
-    "solo": ('kind = "solo"\nagents = ["b"]', ""),
-    "vote": ('kind = "vote"\nagents = ["a", "b", "c"]', ""),
-    "debate": ('kind = "debate"\nagents = ["a", "b", "c"]\nrounds = 2', ""),
-    "react": ('kind = "react"\nagents = ["b"]\nmax_steps = 3', f"script = {REACT_SCRIPT}, "),
+# protocol -> (protocol table, per-agent extra options, agents with tools); "b" takes the faults
+PROTOCOLS: dict[str, tuple[str, dict[str, str], set[str]]] = {
+    "solo": ('kind = "solo"\nagents = ["b"]', {}, set()),
+    "vote": ('kind = "vote"\nagents = ["a", "b", "c"]', {}, set()),
+    "debate": ('kind = "debate"\nagents = ["a", "b", "c"]\nrounds = 2', {}, set()),
+    "react": (
+        'kind = "react"\nagents = ["b"]\nmax_steps = 3',
+        {"b": f"script = {REACT_SCRIPT}, "},
+        {"b"},
+    ),
+    "router": (
+        'kind = "router"\nagents = ["a", "b", "c"]\nmax_steps = 3\noptions = { supervisor = "a" }',
+        {"a": "script = ['ROUTE: b', 'Final Answer: {gold}'], ", "b": f"script = {REACT_SCRIPT}, "},
+        {"b", "c"},
+    ),
+    "pipeline": (
+        'kind = "pipeline"\nagents = ["a", "b", "c"]\nrounds = 2',
+        {
+            "a": 'reply = "1. Read. 2. Add.", ',
+            "b": 'reply = "Final Answer: {gold}", ',
+            "c": 'reply = "APPROVE", ',
+        },
+        set(),
+    ),
+    "manager": (
+        'kind = "manager"\nagents = ["a", "b", "c"]\noptions = { manager = "a" }',
+        {"a": "script = ['1. first half\\n2. second half', 'Final Answer: {gold}'], "},
+        set(),
+    ),
 }
 
 
 def scenario_text(protocol: str, fault: str) -> str:
-    proto, extra = PROTOCOLS[protocol]
+    proto, extra, tooled = PROTOCOLS[protocol]
     agents = ""
     for name in ("a", "b", "c"):
-        opts = f'{extra if name == "b" else ""}table = "gsm8k", latency_s = 0.03'
-        tools = 'tools = ["calculator"]\n' if protocol == "react" else ""
+        opts = f'{extra.get(name, "")}table = "gsm8k", latency_s = 0.03'
+        tools = 'tools = ["calculator"]\n' if name in tooled else ""
         agents += f'[agents.{name}]\nengine = "scripted"\n{tools}options = {{ {opts} }}\n'
     return (
         f'[run]\nname = "{protocol}-{fault}"\nseed = 5\nheartbeat_s = 0.1\nheartbeat_misses = 8\n'
