@@ -19,6 +19,8 @@ from agentsim.protocols.base import AskResult, BudgetExhausted, ToolResult
 from agentsim.tasks.base import Score, Scorer, Task
 from agentsim.wire import Ask, Envelope, Reply, ToolCallMsg, ToolResultMsg
 
+LIVELOCK_REPEATS = 3
+
 if TYPE_CHECKING:
     from agentsim.runner import Runner
 
@@ -71,6 +73,8 @@ class TaskContext:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.decode_s = 0.0
+        self._exchanges: dict[tuple[str, str, str], list[str]] = {}
+        self._livelocked = False
 
     @property
     def agents(self) -> list[str]:
@@ -179,6 +183,7 @@ class TaskContext:
             self.prompt_tokens += c.usage.prompt_tokens
             self.completion_tokens += c.usage.completion_tokens
             self.decode_s += c.timings.prefill_s + c.timings.decode_s
+            self._watch_livelock(agent, messages, c.text, env.msg_id, round)
             return AskResult(
                 agent=agent,
                 msg_id=env.msg_id,
@@ -217,6 +222,25 @@ class TaskContext:
         return AskResult(
             agent=agent, msg_id=env.msg_id, failure="message_timeout", latency_s=latency
         )
+
+    def _watch_livelock(
+        self, agent: str, messages: Sequence[ChatMessage], text: str, msg_id: str, round: int
+    ) -> None:
+        """Repeated identical exchanges: the same agent given the same last message answers
+        the same way ``LIVELOCK_REPEATS`` times in one task (recorded once per task)."""
+        last = messages[-1].content if messages else ""
+        key = (agent, last or "", text)
+        seen = self._exchanges.setdefault(key, [])
+        seen.append(msg_id)
+        if len(seen) == LIVELOCK_REPEATS and not self._livelocked:
+            self._livelocked = True
+            self.fail(
+                "livelock",
+                agents=[agent],
+                round=round,
+                evidence=list(seen),
+                detail=f"{agent} gave the same reply to the same message {LIVELOCK_REPEATS} times",
+            )
 
     async def _exchange(
         self, agent: str, body: Ask | ToolCallMsg, round: int, deadline: float

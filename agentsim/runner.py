@@ -66,6 +66,8 @@ class AgentState:
         self.unresponsive = False
         self.fault_ids: list[str] = []
         self.exited = trio.Event()
+        self.busy = False
+        self.beat_at = 0.0
 
 
 class Runner:
@@ -130,6 +132,8 @@ class Runner:
         self._task_failures: dict[str, list[Failure]] = {}
         self._crash_noted: set[tuple[str, str]] = set()
         self._fault_seq = 0
+        self.current_task = ""
+        self._deadlocked: set[str] = set()
         self._schemas: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         self._protocol_cls: type[BaseProtocol] = protocol_cls or load_protocol_class(
             scenario.protocol.kind, base_dir
@@ -160,7 +164,12 @@ class Runner:
     def _causes(self, failure: Failure) -> list[str]:
         """Injected faults that explain a failure: faults on its evidence messages, and
         process faults (kill, pause, slow) on its agents, so a failure traces to its cause."""
-        if self.seeded is None or failure.category not in ("transport", "tool", "specification"):
+        if self.seeded is None or failure.category not in (
+            "transport",
+            "tool",
+            "specification",
+            "inter_agent",
+        ):
             return []
         found: list[str] = []
         for mid in failure.evidence:
@@ -256,6 +265,10 @@ class Runner:
                             detail=detail[:300],
                         )
                     )
+            case Heartbeat(busy=busy):
+                if state is not None:
+                    state.busy = busy
+                    state.beat_at = trio.current_time()
             case _:
                 pass
 
@@ -456,6 +469,36 @@ class Runner:
                         self._fail_pending(state.name, "agent_unresponsive", "heartbeats stopped")
                 elif silent <= limit:
                     state.unresponsive = False
+            self._detect_deadlock(now)
+
+    def _detect_deadlock(self, now: float) -> None:
+        """Everyone waiting, nothing in flight: the runner awaits replies, every agent it awaits is
+        alive and idle, no delayed message is held, and nothing moved for two heartbeats."""
+        task = self.current_task
+        if not task or not self.pending or task in self._deadlocked or self.broker.held:
+            return
+        if now - self.broker.last_activity < 2 * self.scenario.run.heartbeat_s:
+            return
+        hb = self.scenario.run.heartbeat_s
+        open_requests = [p for p in self.pending.values() if not p.done.is_set()]
+        waiting = {p.agent for p in open_requests}
+        for p in open_requests:
+            s = self.agents.get(p.agent)
+            # idle, and said so a full beat after the request went out (not a stale beat)
+            if s is None or not s.alive or s.busy or s.beat_at - p.t0 < hb:
+                return
+        if not waiting:
+            return
+        self._deadlocked.add(task)
+        self.record(
+            Failure(
+                kind="deadlock",
+                task_id=task,
+                agents=sorted(waiting),
+                evidence=sorted(m for m, p in self.pending.items() if not p.done.is_set()),
+                detail=f"runner waits on {', '.join(sorted(waiting))}; they are idle and nothing is in flight",
+            )
+        )
 
     async def _process_faults(self, nursery: trio.Nursery) -> None:
         """Kill, pause and slow agents as ``[faults]`` says, journaling each injection."""
@@ -556,6 +599,7 @@ class Runner:
 
     async def _run_one(self, protocol: BaseProtocol, task: Task, scorer: Scorer) -> dict[str, Any]:
         ctx = TaskContext(self, task, scorer)
+        self.current_task = task.id
         self.journal.write("task_start", task_id=task.id)
         t0 = trio.current_time()
         outcome = Outcome(answer="", final=False)

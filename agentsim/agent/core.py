@@ -269,7 +269,8 @@ class Agent:
 
     async def _beat(self) -> None:
         while True:
-            await self._send(RUNNER, Heartbeat(busy=self.busy))
+            queued = self._asks_recv.statistics().current_buffer_used
+            await self._send(RUNNER, Heartbeat(busy=self.busy or queued > 0))
             await trio.sleep(self.heartbeat_s)
 
     async def _watch_broker(self) -> None:
@@ -306,9 +307,16 @@ class Agent:
         call = ToolCall(
             id=msg.call_id, function=FunctionCall(name=msg.name, arguments=msg.arguments)
         )
-        outcome = await trio.to_thread.run_sync(
-            run_tool_call, call, self.tools, abandon_on_cancel=True
-        )
+        self.busy = True
+        try:
+            if self.inline_engine:  # simulated agents keep to trio's (virtual) clock
+                outcome = run_tool_call(call, self.tools)
+            else:
+                outcome = await trio.to_thread.run_sync(
+                    run_tool_call, call, self.tools, abandon_on_cancel=True
+                )
+        finally:
+            self.busy = False
         body = ToolResultMsg(
             call_id=msg.call_id,
             name=msg.name,

@@ -93,6 +93,8 @@ class Broker:
         self.agents: set[str] = set()
         self.last_seen: dict[str, float] = {}
         self.per_agent: dict[str, int] = {}
+        self.held = 0  # envelopes held back by a delay fault: still in flight
+        self.last_activity = 0.0  # trio time of the last envelope (not heartbeat) in or out
         self.received = 0  # frames in, valid or not, heartbeats included
         self.accepted = 0  # envelopes in, journaled (heartbeats are counted, not journaled)
         self.posted = 0  # envelopes the runner sent, journaled
@@ -138,6 +140,7 @@ class Broker:
         self.last_seen[who] = trio.current_time()
         if not isinstance(env.body, Heartbeat):
             self.per_agent[who] = self.per_agent.get(who, 0) + 1
+            self.last_activity = self.last_seen[who]
         if not self._check_order(env):
             return
         if not isinstance(env.body, Heartbeat):
@@ -200,7 +203,11 @@ class Broker:
     async def _send_later(
         self, delay: float, env: Envelope, dst: str, frame: bytes, fault_id: str
     ) -> None:
-        await trio.sleep(delay)
+        self.held += 1
+        try:
+            await trio.sleep(delay)
+        finally:
+            self.held -= 1
         self._send_now(env, dst, frame, fault_id)
 
     def _send_now(self, env: Envelope, dst: str, frame: bytes, fault_id: str = "") -> None:
@@ -254,6 +261,7 @@ class Broker:
         if not isinstance(env.body, Heartbeat):
             self.journal.envelope(env, len(frame), direction="out")
             self.posted += 1
+            self.last_activity = trio.current_time()
         targets = sorted(self.agents) if env.dst == BROADCAST else [env.dst]
         for dst in targets:
             self._deliver(env, dst, frame)
