@@ -150,3 +150,53 @@ def test_ctrl_c_ends_the_run_within_5s_with_a_flushed_journal_and_no_orphans(
     assert summary["partial"] is True
     assert 1 <= summary["tasks_done"] < 200
     assert wait_for(lambda: not any(pid_alive(pid) for pid in pids), 3)
+
+
+def test_react_with_real_processes_follows_the_exact_observation_flow(tmp_path: Path) -> None:
+    f = tmp_path / "react.toml"
+    f.write_text(
+        '[run]\nname = "react"\n[tasks]\nsuite = "gsm8k"\nlimit = 3\n'
+        '[agents.solver]\nengine = "scripted"\ntools = ["calculator"]\n[agents.solver.options]\n'
+        'table = "gsm8k"\nscript = [\'{"tool": "calculator", "arguments": {"expression": "16 - 3 - 4"}}\', '
+        '\'{"tool": "calculator", "arguments": {"expression": "9 * 2"}}\', \'{"final_answer": "{gold}"}\']\n'
+        '[protocol]\nkind = "react"\n'
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    run = only_run_dir(tmp_path / "runs")
+    recs = journal(run)
+    for task in ("gsm8k-0", "gsm8k-1", "gsm8k-2"):
+        flow = [
+            (r["kind"], r["src"]) for r in recs if r["event"] == "envelope" and r["task_id"] == task
+        ]
+        assert flow == [
+            ("ask", "runner"),
+            ("reply", "solver"),
+            ("tool_call", "runner"),
+            ("tool_result", "solver"),
+        ] * 2 + [("ask", "runner"), ("reply", "solver")]
+        results = [
+            r["body"]["content"]
+            for r in recs
+            if r["event"] == "envelope" and r["task_id"] == task and r["kind"] == "tool_result"
+        ]
+        assert results == ["9", "18"]
+        last_ask = [
+            r
+            for r in recs
+            if r["event"] == "envelope" and r["task_id"] == task and r["kind"] == "ask"
+        ][-1]
+        assert [m["content"] for m in last_ask["body"]["messages"] if m["role"] == "tool"] == [
+            "9",
+            "18",
+        ]
+    assert all(r["correct"] for r in results_of(run))
+
+
+def results_of(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines() if x.strip()]
