@@ -88,9 +88,9 @@ class ScriptedEngine:
         self._load_s = time.perf_counter() - t0
 
     def info(self) -> EngineInfo:
-        return EngineInfo(
-            engine="scripted", model=self.config.model or "scripted", load_s=self._load_s
-        )
+        # No model is loaded: name one only when the scenario chose a non-default label.
+        label = self.config.model if self.config.model != EngineConfig().model else "scripted"
+        return EngineInfo(engine="scripted", model=label or "scripted", load_s=self._load_s)
 
     def close(self) -> None:
         pass
