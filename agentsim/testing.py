@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +36,10 @@ __all__ = [
     "journal",
     "only_run_dir",
     "pid_alive",
+    "run_scenario",
     "scenario_from_toml",
     "simulate",
+    "start_run",
     "wait_for",
 ]
 
@@ -121,3 +125,31 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
             return True
         time.sleep(interval)
     return False
+
+
+def run_scenario(
+    scenario: Path, out: Path, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m agentsim SCENARIO --out OUT --quiet ARGS`` with real processes, to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "agentsim", str(scenario), "--out", str(out), "--quiet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_run(
+    scenario: Path, out: Path, *, wait_s: float = 30
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start a run in the background; returns the runner process and its run folder once made."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentsim", str(scenario), "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    if not wait_for(lambda: out.exists() and any(out.iterdir()), wait_s):
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"no run folder appeared in {out} within {wait_s}s")
+    return proc, only_run_dir(out)

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import trio
 import trio.testing
 
-from agentsim.testing import journal, only_run_dir, scenario_from_toml, simulate
+from agentsim.testing import journal, only_run_dir, run_scenario, scenario_from_toml, simulate
 
 
 def sim(tmp_path: Path, toml: str) -> list[dict[str, Any]]:
@@ -60,12 +58,7 @@ def test_dropped_ask_is_seen_as_a_deadlock_before_its_deadline(tmp_path: Path) -
         '[protocol]\nkind = "solo"\ndeadline_s = 3\n'
         '[faults]\ndrop = { p = 1.0, links = ["runner->b"], kinds = ["ask"] }\n'
     )
-    p = subprocess.run(
-        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs"), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    p = run_scenario(f, tmp_path / "runs")
     assert p.returncode == 0, p.stderr
     recs = journal(only_run_dir(tmp_path / "runs"))
     fails = {r["kind"]: r for r in recs if r["event"] == "failure"}
@@ -85,12 +78,7 @@ def test_slow_agent_is_not_a_deadlock(tmp_path: Path) -> None:
         '[agents.b]\nengine = "scripted"\noptions = { table = "gsm8k", latency_s = 1.0 }\n'
         '[protocol]\nkind = "solo"\ndeadline_s = 5\n'
     )
-    p = subprocess.run(
-        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs"), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    p = run_scenario(f, tmp_path / "runs")
     assert p.returncode == 0, p.stderr
     recs = journal(only_run_dir(tmp_path / "runs"))
     assert not [r for r in recs if r["event"] == "failure"]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentsim.testing import journal, only_run_dir, pid_alive, wait_for
+from agentsim.testing import journal, only_run_dir, pid_alive, start_run, wait_for
 
 AGENT = """
 [agents.{name}]
@@ -80,16 +80,8 @@ def test_three_agent_processes_run_a_debate_to_completion(tmp_path: Path) -> Non
 
 def test_killed_agent_is_recorded_and_run_continues(tmp_path: Path) -> None:
     f = scenario(tmp_path, "vote", 12, latency=0.05)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    p, run = start_run(f, tmp_path / "runs")
     try:
-        assert wait_for(
-            lambda: (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir()), 30
-        )
-        run = only_run_dir(tmp_path / "runs")
         assert wait_for(lambda: len(results(run)) >= 2, 60)
         victim = next(
             r for r in journal(run) if r["event"] == "agent_ready" and r["agent"] == "bob"
@@ -121,16 +113,8 @@ def test_ctrl_c_ends_the_run_within_5s_with_a_flushed_journal_and_no_orphans(
     tmp_path: Path,
 ) -> None:
     f = scenario(tmp_path, "vote", 200, latency=0.2)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "agentsim", str(f), "--out", str(tmp_path / "runs")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    p, run = start_run(f, tmp_path / "runs")
     try:
-        assert wait_for(
-            lambda: (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir()), 30
-        )
-        run = only_run_dir(tmp_path / "runs")
         assert wait_for(lambda: len(results(run)) >= 1, 60)
         pids = [r["pid"] for r in journal(run) if r["event"] == "agent_spawned"]
         assert len(pids) == 3
