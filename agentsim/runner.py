@@ -23,6 +23,7 @@ from agentsim.bus.broker import Broker, Transport
 from agentsim.bus.faults import FaultLayer
 from agentsim.bus.faults_seeded import SeededFaults
 from agentsim.driver import KNOWN_ERRORS, Pending, TaskContext, jsonable
+from agentsim.energy import EnergyMeter
 from agentsim.failures import Failure
 from agentsim.journal import Journal
 from agentsim.launch import AgentHandle, Launcher
@@ -326,6 +327,8 @@ class Runner:
             protocol=self.scenario.protocol.kind,
             agents=list(self.agents),
         )
+        meter = EnergyMeter()
+        energy_start = meter.read()
         try:
             async with trio.open_nursery() as nursery:
                 if self.curve is not None:
@@ -345,6 +348,7 @@ class Runner:
                 nursery.cancel_scope.cancel()
         finally:
             self._stop_everything()
+            self.journal.write("energy", **meter.since(energy_start))
             self._write_stats("broker_stats")
             summary = self.folder.finish(self.journal, partial=not self.completed)
         return summary
@@ -625,6 +629,7 @@ class Runner:
             "extracted": score.extracted,
             "gold": task.answer,
             "correct": bool(score.correct and outcome.final),
+            "quality": _quality(score, outcome.final),
             "completed": outcome.final,
             "rounds": outcome.rounds,
             "by": outcome.by,
@@ -637,3 +642,10 @@ class Runner:
             "failures": [f.kind for f in self._task_failures.get(task.id, [])],
             "extra": jsonable(outcome.extra),
         }
+
+
+def _quality(score: Score, final: bool) -> float:
+    """The task's graded quality (ROUGE where scored so, else 1/0); 0 without a final answer."""
+    if not final:
+        return 0.0
+    return score.quality if score.quality is not None else float(score.correct)

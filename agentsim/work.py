@@ -25,5 +25,6 @@ def load_work(scenario: Scenario, base_dir: Path) -> tuple[list[Task], Scorer, t
         shuffle=t.shuffle,
         seed=scenario.run.seed,
         offset=t.offset,
+        examples=t.examples,
     )
     return tasks, scorer, load_protocol_class(scenario.protocol.kind, base_dir)

@@ -1,0 +1,102 @@
+"""Markdown for the seed-study comparison (``study.md`` beside ``comparison.md``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from agentsim.report.study import FAILURE_MODES
+
+
+def _f(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _p(p: float) -> str:
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def render_group(g: dict[str, Any]) -> str:
+    lines = [
+        f"## {g['model']} · examples = {g['examples']} · seed {g['seed']} · suite {g['suite']}",
+        "",
+        "Table 2 (seed-study shape). Quality: 1/0 per task, ROUGE-L F1 for summaries; NRQ: mean "
+        "over task types of (Q − Q_base)/Q_base where Q_base > 0; completion: a valid final "
+        "response, right or wrong.",
+        "",
+        "| paradigm | style | tasks | accuracy (95% CI) | quality | NRQ (types) | completion "
+        "| latency s | tokens/sample | tok/s | J/token | tokens/correct |",
+        "|" + "---|" * 12,
+    ]
+    for r in g["rows"]:
+        lo, hi = r["ci95"]
+        nrq = "0 (base)" if r["paradigm"] == "Base" else f"{_f(r['nrq'])} ({r['nrq_types']})"
+        lines.append(
+            f"| {r['paradigm']} | {r['style']} | {r['tasks']} | {r['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) "
+            f"| {r['quality']:.3f} | {nrq} | {r['completion_rate']:.3f} | {r['latency_mean_s']:.2f} "
+            f"| {r['tokens_per_sample']:.0f} | {_f(r['tokens_per_s'], 1)} | {_f(r['energy_j_per_token'], 5)} "
+            f"| {_f(r['tokens_per_correct'], 0)} |"
+        )
+    paradigms = [r["paradigm"] for r in g["rows"]]
+    lines += ["", "Quality per task type and the winner:", ""]
+    lines.append("| task type | " + " | ".join(paradigms) + " | winner |")
+    lines.append("|" + "---|" * (len(paradigms) + 2))
+    for cat, row in g["per_type"].items():
+        cells = " | ".join(_f(row["quality"].get(p)) for p in paradigms)
+        lines.append(f"| {cat} | {cells} | {row['winner']} |")
+    modes = [m for m, _ in FAILURE_MODES] + ["other"]
+    lines += [
+        "",
+        "Failure mix (seed Fig. 4): tasks without a final answer, by first failure mode:",
+        "",
+    ]
+    lines.append("| paradigm | incomplete | " + " | ".join(modes) + " |")
+    lines.append("|" + "---|" * (len(modes) + 2))
+    for p, mix in g["failure_mix"].items():
+        total = sum(mix.values())
+        cells = " | ".join(
+            f"{mix.get(m, 0)} ({mix.get(m, 0) / total:.0%})" if total and mix.get(m) else "0"
+            for m in modes
+        )
+        lines.append(f"| {p} | {total} | {cells} |")
+    lines += [
+        "",
+        "Paired tests on the same tasks (exact McNemar on correct/wrong; Holm over this table; "
+        "Δ quality = A − B with a paired-bootstrap 95% CI):",
+        "",
+        "| A vs B | task type | n | acc A | acc B | only A | only B | McNemar p | Holm p | Δ quality (95% CI) |",
+        "|" + "---|" * 10,
+    ]
+    for t in g["tests"]:
+        lo, hi = t["ci95"]
+        mark = " **" if t["p_mcnemar"] < 0.05 else ""
+        lines.append(
+            f"| {t['a']} vs {t['b']} | {t['category']} | {t['n']} | {t['acc_a']:.3f} | {t['acc_b']:.3f} "
+            f"| {t['only_a']} | {t['only_b']} | {_p(t['p_mcnemar'])}{mark} | {_p(t['p_holm'])} "
+            f"| {t['quality_diff']:+.3f} ({lo:+.3f}, {hi:+.3f}) |"
+        )
+    significant = [t for t in g["tests"] if t["p_mcnemar"] < 0.05 and t["category"] != "all"]
+    lines += ["", _verdict(significant), ""]
+    return "\n".join(lines)
+
+
+def _verdict(significant: list[dict[str, Any]]) -> str:
+    if not significant:
+        return "No task type shows two paradigms differing at p < 0.05 (McNemar, unadjusted)."
+    c = Counter(t["category"] for t in significant)
+    parts = [
+        f"{t['a'] if t['acc_a'] > t['acc_b'] else t['b']} > "
+        f"{t['b'] if t['acc_a'] > t['acc_b'] else t['a']} on {t['category']} (p = {_p(t['p_mcnemar'])})"
+        for t in significant
+    ]
+    return f"Differences at p < 0.05 in {len(c)} task type(s): " + "; ".join(parts) + "."
+
+
+def render_study(groups: list[dict[str, Any]]) -> str:
+    if not groups:
+        return ""
+    return "# Seed study\n\n" + "\n".join(render_group(g) for g in groups)
