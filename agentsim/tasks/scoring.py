@@ -8,7 +8,7 @@ object; a reply with none of these is read whole (a bare model's answer).
   when unset);
 - ``choice``: of ``meta["choices"]``, the one named first in the answer is the gold (so
   "positive or negative" counts as "positive", and "Niger" is not found inside "Nigeria");
-- ``span``: the gold appears in the answer as whole words and the answer is at most two words
+- ``span``: the gold appears in the answer as whole words and the answer is at most three words
   longer (copying the whole sentence does not count);
 - ``rouge``: ROUGE-L F1 against the reference is the quality; correct when it is >= 0.4.
 """
@@ -92,7 +92,7 @@ def score_span(task: Task, text: str) -> Score:
     got, gold = words(region), words(task.answer)
     lines = [ln for ln in region.splitlines() if ln.strip()]
     shown = lines[0].strip() if lines else ""
-    ok = bool(gold) and _find_word_seq(got, gold) >= 0 and len(got) <= len(gold) + 2
+    ok = bool(gold) and _find_word_seq(got, gold) >= 0 and len(got) <= len(gold) + 3
     return Score(extracted=shown[:200], correct=ok)
 
 
