@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(path: str) -> Any:
-    from agentsim.scenario import ScenarioError, load_scenario
+    from agentsim.scenario import ScenarioError
+    from agentsim.scenario.validate import load_scenario
 
     try:
         return load_scenario(path)
@@ -156,7 +157,7 @@ def _load(path: str) -> Any:
 def cmd_validate(args: argparse.Namespace) -> int:
     scenario = _load(args.scenario)
     from agentsim.scenario import ScenarioError
-    from agentsim.sweep import expand
+    from agentsim.scenario.sweep import expand
 
     base_dir = Path(args.scenario).resolve().parent
     try:
@@ -213,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from agentsim.scenario import ScenarioError
-    from agentsim.sweep import expand
+    from agentsim.scenario.sweep import expand
 
     path = Path(args.scenario)
     _load(args.scenario)  # the whole file first: its errors name the file's own lines

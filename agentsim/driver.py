@@ -16,6 +16,7 @@ import trio
 from agentsim.chat import ChatMessage, Sampling, ToolCall
 from agentsim.failures import Failure
 from agentsim.protocols.base import AskResult, BudgetExhausted, ToolResult
+from agentsim.run.config import sampling as default_sampling
 from agentsim.tasks.base import Score, Scorer, Task
 from agentsim.wire import Ask, Envelope, Reply, ToolCallMsg, ToolResultMsg
 
@@ -163,7 +164,7 @@ class TaskContext:
                 )
             return AskResult(agent=agent, msg_id="", failure="agent_crash", detail="agent is down")
         deadline = deadline_s if deadline_s is not None else self.scenario.protocol.deadline_s
-        sampling = sampling or self.scenario.sampling(agent, seed=runner._agent_seed(agent))
+        sampling = sampling or default_sampling(self.scenario, agent)
         body = Ask(
             messages=list(messages),
             sampling=sampling,

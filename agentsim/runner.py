@@ -28,6 +28,7 @@ from agentsim.journal import Journal
 from agentsim.launch import AgentHandle, Launcher
 from agentsim.protocols import load_protocol_class
 from agentsim.protocols.base import AskResult, BaseProtocol, BudgetExhausted, Outcome
+from agentsim.run.config import engine_config
 from agentsim.rundir import RunFolder
 from agentsim.scenario import Scenario
 from agentsim.tasks.base import Score, Scorer, Task
@@ -284,7 +285,7 @@ class Runner:
         )
 
     def _configure(self, name: str) -> None:
-        cfg = self.scenario.engine_config(name, seed=self._agent_seed(name))
+        cfg = engine_config(self.scenario, name)
         if cfg.threads == 0 and cfg.engine in ("mlc", "llamacpp"):
             cfg = msgspec.structs.replace(cfg, threads=self._threads_for(name))
         slow = [x.factor for x in self.seeded.spec.slow if x.agent == name] if self.seeded else []
@@ -299,11 +300,6 @@ class Runner:
             broker_timeout_s=self.scenario.run.heartbeat_s * self.scenario.run.heartbeat_misses,
         )
         self.broker.post(self.outbox.make(name, body))
-
-    def _agent_seed(self, name: str) -> int:
-        return (self.scenario.run.seed * 1_000_003 + list(self.scenario.agents).index(name)) % (
-            2**31
-        )
 
     def _threads_for(self, name: str) -> int:
         heavy = [

@@ -26,7 +26,8 @@ from agentsim.engines.scripted import ScriptedEngine
 from agentsim.launch import InProcessLauncher
 from agentsim.rundir import RunFolder
 from agentsim.runner import Runner
-from agentsim.scenario import Scenario, parse_scenario
+from agentsim.scenario import Scenario
+from agentsim.scenario.validate import parse_scenario
 from agentsim.tasks.base import Scorer, Task
 from agentsim.work import load_work
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentsim.explore import run_once, violations
-from agentsim.scenario import load_scenario
+from agentsim.scenario.validate import load_scenario
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,0 +1,1 @@
+"""One run of a scenario (filled in by the next step)."""
