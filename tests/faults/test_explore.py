@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentsim.explore import run_once, violations
+from agentsim.run.explore import run_once, violations
 from agentsim.scenario.validate import load_scenario
 
 HERE = Path(__file__).resolve().parent
