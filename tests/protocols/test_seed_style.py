@@ -9,7 +9,7 @@ from typing import Any
 
 from agentsim.protocols.styles import parse_seed_turn
 from agentsim.protocols.turns import close_schema, turn_schema
-from agentsim.sweep import expand
+from agentsim.scenario.sweep import expand
 
 ACT = '<think>add</think>\\n<action>{"tool": "calculator", "arguments": {"expression": "2+3"}}</action>'
 DONE = "<think>done</think>\\n<final_answer>{gold}</final_answer>"
