@@ -8,7 +8,7 @@ from typing import Any
 
 from agentsim.journal import read_journal
 from agentsim.report.study import initial_vote, load_run, study
-from agentsim.report.study_render import render_study
+from agentsim.report.study_render import markdown_to_html, plot_failure_mix, render_study
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -207,4 +207,6 @@ def write_comparison(runs: list[Path], out_dir: Path) -> str:
     text = render_study(groups)
     (out_dir / "study.md").write_text(text, encoding="utf-8")
     (out_dir / "study.json").write_text(json.dumps(groups, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "study.html").write_text(markdown_to_html(text), encoding="utf-8")
+    plot_failure_mix(groups, out_dir / "failure_mix.png")
     return table + "\n" + text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from agentsim.report.study import FAILURE_MODES
@@ -100,3 +101,69 @@ def render_study(groups: list[dict[str, Any]]) -> str:
     if not groups:
         return ""
     return "# Seed study\n\n" + "\n".join(render_group(g) for g in groups)
+
+
+def markdown_to_html(text: str) -> str:
+    """The few Markdown shapes ``render_study`` writes (headings, paragraphs, tables) as HTML."""
+    import html
+
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if not table:
+            return
+        head, *body = table
+        out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>")
+        for row in body:
+            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
+        out.append("</table>")
+        table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()).replace("**", "") for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>agentsim seed study</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;"
+        "margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
+        "th{background:#f3f3f3}</style></head><body>"
+        + "\n".join(out)
+        + "<h2>Failure mix</h2><img alt='failure mix per paradigm' src='failure_mix.png'>"
+        + "</body></html>\n"
+    )
+
+
+def plot_failure_mix(groups: list[dict[str, Any]], path: Path) -> None:
+    """Stacked bars: tasks without a final answer per paradigm, by failure mode (seed Fig. 4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [m for m, _ in FAILURE_MODES] + ["other"]
+    labels = [f"{p} · ex{g['examples']}" for g in groups for p in g["failure_mix"]]
+    mixes = [mix for g in groups for mix in g["failure_mix"].values()]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.5), dpi=100)
+    left = [0.0] * len(labels)
+    for mode in modes:
+        values = [float(mix.get(mode, 0)) for mix in mixes]
+        if any(values):
+            ax.barh(labels, values, left=left, label=mode)
+            left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_xlabel("tasks without a final answer")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

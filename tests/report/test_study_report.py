@@ -152,6 +152,9 @@ def test_compare_writes_the_study_page(tmp_path: Path) -> None:
     assert "| Base vs SAS | sentiment | 10 | 0.800 | 0.200 | 6 | 0 | 0.031" in page
     assert "Base > SAS on sentiment (p = 0.031" in page
     assert "| SAS | seed | 20 |" in page and "n/a" in page  # J/token not measured
+    html = (tmp_path / "out" / "study.html").read_text()
+    assert "<td>Base vs SAS</td><td>sentiment</td><td>10</td>" in html
+    assert (tmp_path / "out" / "failure_mix.png").stat().st_size > 1000
 
 
 def test_initial_vote_of_a_debate_scores_the_first_round_majority(tmp_path: Path) -> None:
