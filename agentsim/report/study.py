@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agentsim.report.stats import holm, mcnemar_exact, paired_bootstrap
+from agentsim.report.summary import wilson
 
 PARADIGM = {"solo": "Base", "react": "SAS", "router": "MAS"}
 # The seed's failure modes (Fig. 4), each task that ended without a final answer counted once,
@@ -125,9 +126,11 @@ def initial_vote(run: StudyRun) -> StudyRun | None:
         }
     n = max(1, len(results))
     correct = sum(1 for r in results.values() if r["correct"])
+    lo, hi = wilson(correct, len(results))
     summary = {
         **run.summary,
         "accuracy": round(correct / n, 4),
+        "accuracy_ci95": [round(lo, 4), round(hi, 4)],
         "completion_rate": round(sum(1 for r in results.values() if r["completed"]) / n, 4),
         "tokens_per_s": None,
         "energy_j_per_token": None,
@@ -154,8 +157,14 @@ def groups(runs: list[StudyRun]) -> dict[tuple[str, int, int, str], list[StudyRu
         labels = [m.paradigm for m in members]
         for m in members:
             if labels.count(m.paradigm) > 1:
-                m.paradigm = f"{m.paradigm} ({m.style}, {m.path.name[:24]})"
+                m.paradigm = f"{m.paradigm} ({config_name(m.path)})"
     return out
+
+
+def config_name(path: Path) -> str:
+    """A run folder's configuration name: its folder name without the ``-YYYYMMDD-HHMMSS``."""
+    parts = path.name.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() else path.name
 
 
 def quality(r: dict[str, Any]) -> float:
@@ -194,6 +203,7 @@ def table_row(run: StudyRun, base: StudyRun | None) -> dict[str, Any]:
     tokens = sum(int(r.get("prompt_tokens", 0)) + int(r.get("completion_tokens", 0)) for r in rows)
     correct = sum(1 for r in rows if r.get("correct"))
     value, used, total = nrq(run, base)
+    derived = run.kind == "vote-derived"  # no cost of its own: it reuses the debate's samples
     return {
         "model": run.model,
         "examples": run.examples,
@@ -206,11 +216,13 @@ def table_row(run: StudyRun, base: StudyRun | None) -> dict[str, Any]:
         "nrq": None if value is None else round(value, 4),
         "nrq_types": f"{used}/{total}",
         "completion_rate": s.get("completion_rate", 0.0),
-        "latency_mean_s": round(sum(float(r.get("latency_s", 0.0)) for r in rows) / n, 3),
-        "tokens_per_sample": round(tokens / n, 1),
+        "latency_mean_s": None
+        if derived
+        else round(sum(float(r.get("latency_s", 0.0)) for r in rows) / n, 3),
+        "tokens_per_sample": None if derived else round(tokens / n, 1),
         "tokens_per_s": s.get("tokens_per_s"),
         "energy_j_per_token": s.get("energy_j_per_token"),
-        "tokens_per_correct": round(tokens / correct, 1) if correct else None,
+        "tokens_per_correct": round(tokens / correct, 1) if correct and not derived else None,
     }
 
 

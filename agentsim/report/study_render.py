@@ -38,8 +38,8 @@ def render_group(g: dict[str, Any]) -> str:
         nrq = "0 (base)" if r["paradigm"] == "Base" else f"{_f(r['nrq'])} ({r['nrq_types']})"
         lines.append(
             f"| {r['paradigm']} | {r['style']} | {r['tasks']} | {r['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) "
-            f"| {r['quality']:.3f} | {nrq} | {r['completion_rate']:.3f} | {r['latency_mean_s']:.2f} "
-            f"| {r['tokens_per_sample']:.0f} | {_f(r['tokens_per_s'], 1)} | {_f(r['energy_j_per_token'], 5)} "
+            f"| {r['quality']:.3f} | {nrq} | {r['completion_rate']:.3f} | {_f(r['latency_mean_s'], 2)} "
+            f"| {_f(r['tokens_per_sample'], 0)} | {_f(r['tokens_per_s'], 1)} | {_f(r['energy_j_per_token'], 5)} "
             f"| {_f(r['tokens_per_correct'], 0)} |"
         )
     paradigms = [r["paradigm"] for r in g["rows"]]
@@ -156,14 +156,19 @@ def plot_failure_mix(groups: list[dict[str, Any]], path: Path) -> None:
     mixes = [mix for g in groups for mix in g["failure_mix"].values()]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.5), dpi=100)
     left = [0.0] * len(labels)
+    drawn = False
     for mode in modes:
         values = [float(mix.get(mode, 0)) for mix in mixes]
         if any(values):
             ax.barh(labels, values, left=left, label=mode)
             left = [a + b for a, b in zip(left, values, strict=True)]
+            drawn = True
+    if not drawn:
+        ax.barh(labels, [0.0] * len(labels))
     ax.set_xlabel("tasks without a final answer")
     ax.invert_yaxis()
-    ax.legend(fontsize=8, loc="lower right")
+    if drawn:
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
