@@ -87,7 +87,9 @@ class ReAct(BaseProtocol):
     ) -> Outcome:
         tools = driver.tool_schemas(agent)
         seed = self.spec.prompt_style == "seed"
-        constrained = driver.scenario.agents[agent].constrained
+        spec = driver.scenario.agents[agent]
+        # the seed style's Lark grammar is an llguidance form only the mlc engine compiles
+        constrained = spec.constrained and (not seed or spec.engine == "mlc")
         schema = self._schema(tools) if constrained and (tools or seed) else None
         nudge = SEED_NUDGE if seed else NUDGE
         question = prompt or user_prompt(task, str(self.spec.options.get("prompt", "{question}")))

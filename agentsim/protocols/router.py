@@ -219,7 +219,10 @@ class Router(BaseProtocol):
         delegations: list[dict[str, Any]] = []
         last = ""
         stop = ""
-        schema = self.route_schema() if driver.scenario.agents[sup].constrained else None
+        sup_spec = driver.scenario.agents[sup]
+        # the seed style's Lark grammar is an llguidance form only the mlc engine compiles
+        use = sup_spec.constrained and (not self.seed or sup_spec.engine == "mlc")
+        schema = self.route_schema() if use else None
         step = 0
         nudge = SEED_ROUTE_NUDGE if self.seed else NUDGE
         for step in range(self.max_turns):
