@@ -146,12 +146,13 @@ class ReAct(BaseProtocol):
                     answer=f"Final Answer: {turn.final_answer}", rounds=step + 1, by=agent
                 )
             if turn.problem:
+                cut = res.completion is not None and res.completion.finish_reason == "length"
                 driver.fail(
                     "tool_call_malformed",
                     agents=[agent],
                     round=step,
                     evidence=[res.msg_id],
-                    detail=turn.detail[:300],
+                    detail=("cut by max_tokens: " if cut else "") + turn.detail[:300],
                 )
                 messages.append(
                     ChatMessage(role="user", content=f"That tool call could not be parsed. {nudge}")
