@@ -45,18 +45,26 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 def paired_bootstrap(
     a: Sequence[float], b: Sequence[float], *, iters: int = 5000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean of ``a - b`` and its 95% percentile-bootstrap interval (pairs resampled together)."""
+) -> tuple[float, float, float, float]:
+    """Mean of ``a - b``, its 95% percentile-bootstrap interval and a two-sided p-value.
+
+    Pairs are resampled together. The p-value is twice the smaller share of resampled means
+    on either side of zero (at least ``1 / iters``; 1.0 when every difference is zero).
+    """
     if len(a) != len(b):
         raise ValueError(f"paired samples must have equal length, got {len(a)} and {len(b)}")
     n = len(a)
     if n == 0:
-        return (0.0, 0.0, 0.0)
+        return (0.0, 0.0, 0.0, 1.0)
     diffs = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     rng = np.random.default_rng(seed)
     means = diffs[rng.integers(0, n, size=(iters, n))].mean(axis=1)
     lo, hi = np.quantile(means, [0.025, 0.975])
-    return (float(diffs.mean()), float(lo), float(hi))
+    if not diffs.any():
+        return (0.0, 0.0, 0.0, 1.0)
+    side = min(float((means <= 0).mean()), float((means >= 0).mean()))
+    p = min(1.0, max(2.0 * side, 1.0 / iters))
+    return (float(diffs.mean()), float(lo), float(hi), p)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

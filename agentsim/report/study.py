@@ -12,8 +12,9 @@ suite — and within a group each run is one paradigm (``solo`` = Base, ``react`
 - cost per correct answer: all tokens (prompt + completion) divided by correct answers.
 
 Paired tests for every pair of paradigms in a group, on the tasks both ran: exact McNemar on
-correct/wrong and a paired bootstrap 95% interval of the quality difference, overall and per
-task type, with Holm-adjusted p-values over the group's family of tests.
+correct/wrong and a paired bootstrap of the quality difference (95% interval and p-value; it
+is the test for graded quality such as ROUGE), overall and per task type, with Holm-adjusted
+McNemar p-values over the group's family of tests.
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ def paired_tests(a: StudyRun, b: StudyRun) -> list[dict[str, Any]]:
         only_b = sum(
             1 for x, y in zip(ra, rb, strict=True) if y.get("correct") and not x.get("correct")
         )
-        diff, lo, hi = paired_bootstrap(
+        diff, lo, hi, p_boot = paired_bootstrap(
             [quality(x) for x in ra], [quality(y) for y in rb], seed=len(ids)
         )
         out.append(
@@ -272,6 +273,7 @@ def paired_tests(a: StudyRun, b: StudyRun) -> list[dict[str, Any]]:
                 "p_mcnemar": mcnemar_exact(only_a, only_b),
                 "quality_diff": round(diff, 4),
                 "ci95": [round(lo, 4), round(hi, 4)],
+                "p_bootstrap": p_boot,
             }
         )
     return out

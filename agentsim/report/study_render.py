@@ -69,8 +69,9 @@ def render_group(g: dict[str, Any]) -> str:
         "Paired tests on the same tasks (exact McNemar on correct/wrong; Holm over this table; "
         "Δ quality = A − B with a paired-bootstrap 95% CI):",
         "",
-        "| A vs B | task type | n | acc A | acc B | only A | only B | McNemar p | Holm p | Δ quality (95% CI) |",
-        "|" + "---|" * 10,
+        "| A vs B | task type | n | acc A | acc B | only A | only B | McNemar p | Holm p "
+        "| Δ quality (95% CI) | bootstrap p |",
+        "|" + "---|" * 11,
     ]
     for t in g["tests"]:
         lo, hi = t["ci95"]
@@ -78,22 +79,34 @@ def render_group(g: dict[str, Any]) -> str:
         lines.append(
             f"| {t['a']} vs {t['b']} | {t['category']} | {t['n']} | {t['acc_a']:.3f} | {t['acc_b']:.3f} "
             f"| {t['only_a']} | {t['only_b']} | {_p(t['p_mcnemar'])}{mark} | {_p(t['p_holm'])} "
-            f"| {t['quality_diff']:+.3f} ({lo:+.3f}, {hi:+.3f}) |"
+            f"| {t['quality_diff']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {_p(t['p_bootstrap'])}"
+            + (" **" if t["p_bootstrap"] < 0.05 else "")
+            + " |"
         )
-    significant = [t for t in g["tests"] if t["p_mcnemar"] < 0.05 and t["category"] != "all"]
+    significant = [
+        t
+        for t in g["tests"]
+        if min(t["p_mcnemar"], t["p_bootstrap"]) < 0.05 and t["category"] != "all"
+    ]
     lines += ["", _verdict(significant), ""]
     return "\n".join(lines)
 
 
 def _verdict(significant: list[dict[str, Any]]) -> str:
     if not significant:
-        return "No task type shows two paradigms differing at p < 0.05 (McNemar, unadjusted)."
+        return (
+            "No task type shows two paradigms differing at p < 0.05 (McNemar or paired "
+            "bootstrap, unadjusted)."
+        )
     c = Counter(t["category"] for t in significant)
-    parts = [
-        f"{t['a'] if t['acc_a'] > t['acc_b'] else t['b']} > "
-        f"{t['b'] if t['acc_a'] > t['acc_b'] else t['a']} on {t['category']} (p = {_p(t['p_mcnemar'])})"
-        for t in significant
-    ]
+    parts = []
+    for t in significant:
+        a_wins = t["quality_diff"] > 0 or (t["quality_diff"] == 0 and t["acc_a"] > t["acc_b"])
+        win, lose = (t["a"], t["b"]) if a_wins else (t["b"], t["a"])
+        parts.append(
+            f"{win} > {lose} on {t['category']} (McNemar p = {_p(t['p_mcnemar'])}, "
+            f"bootstrap p = {_p(t['p_bootstrap'])})"
+        )
     return f"Differences at p < 0.05 in {len(c)} task type(s): " + "; ".join(parts) + "."
 
 

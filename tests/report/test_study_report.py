@@ -150,7 +150,7 @@ def test_compare_writes_the_study_page(tmp_path: Path) -> None:
     page = (tmp_path / "out" / "study.md").read_text()
     assert page in text
     assert "| Base vs SAS | sentiment | 10 | 0.800 | 0.200 | 6 | 0 | 0.031" in page
-    assert "Base > SAS on sentiment (p = 0.031" in page
+    assert "Base > SAS on sentiment (McNemar p = 0.031" in page
     assert "| SAS | seed | 20 |" in page and "n/a" in page  # J/token not measured
     html = (tmp_path / "out" / "study.html").read_text()
     assert "<td>Base vs SAS</td><td>sentiment</td><td>10</td>" in html
@@ -189,7 +189,12 @@ def test_exact_mcnemar_binomial_and_holm_values() -> None:
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(1, 9) == pytest.approx(2 * 11 / 1024)
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    mean, lo, hi = paired_bootstrap([1, 1, 1, 0], [0, 0, 0, 0], seed=1)
+    mean, lo, hi, p = paired_bootstrap([1, 1, 1, 0], [0, 0, 0, 0], seed=1)
     assert mean == pytest.approx(0.75) and 0.0 <= lo <= mean <= hi <= 1.0
+    assert 0.0 < p < 0.1  # resamples of all zeros (prob 1/256) are the only ones at <= 0
+    assert paired_bootstrap([0.5] * 30, [0.2] * 30)[3] == pytest.approx(1 / 5000)
+    assert paired_bootstrap([1, 0], [1, 0])[3] == 1.0
+    _, lo2, hi2, p2 = paired_bootstrap([1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1], seed=2)
+    assert lo2 < 0 < hi2 and p2 > 0.05
     with pytest.raises(ValueError, match="equal length"):
         paired_bootstrap([1.0], [1.0, 0.0])
