@@ -314,3 +314,33 @@ def study(runs: list[StudyRun]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def examples_effect(runs: list[StudyRun]) -> list[dict[str, Any]]:
+    """Paired tests of each paradigm with worked examples against itself without them.
+
+    Runs pair when model, seed, suite and protocol kind agree and ``examples`` differs; the
+    tests run on the tasks both hold. Holm-adjusted over this family.
+    """
+    by: dict[tuple[str, int, str, str], dict[int, StudyRun]] = {}
+    for r in runs:
+        if r.kind == "vote-derived":
+            continue
+        slot = by.setdefault((r.model, r.seed, r.suite, r.kind), {})
+        if r.examples in slot:  # two runs of one setting: ambiguous, leave the pair out
+            slot[r.examples] = slot.get(-1, r)
+            continue
+        slot[r.examples] = r
+    tests: list[dict[str, Any]] = []
+    for (_model, _seed, _suite, kind), slot in sorted(by.items()):
+        name = PARADIGM.get(kind, kind)
+        shots = sorted(k for k in slot if k >= 0)
+        for lo, hi in itertools.combinations(shots, 2):
+            a, b = slot[hi], slot[lo]
+            for t in paired_tests(a, b):
+                t["a"], t["b"] = f"{name} ex{hi}", f"{name} ex{lo}"
+                t["model"] = a.model
+                tests.append(t)
+    for t, p in zip(tests, holm([t["p_mcnemar"] for t in tests]), strict=True):
+        t["p_holm"] = p
+    return tests

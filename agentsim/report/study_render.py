@@ -69,20 +69,8 @@ def render_group(g: dict[str, Any]) -> str:
         "Paired tests on the same tasks (exact McNemar on correct/wrong; Holm over this table; "
         "Δ quality = A − B with a paired-bootstrap 95% CI):",
         "",
-        "| A vs B | task type | n | acc A | acc B | only A | only B | McNemar p | Holm p "
-        "| Δ quality (95% CI) | bootstrap p |",
-        "|" + "---|" * 11,
+        *_test_rows(g["tests"]),
     ]
-    for t in g["tests"]:
-        lo, hi = t["ci95"]
-        mark = " **" if t["p_mcnemar"] < 0.05 else ""
-        lines.append(
-            f"| {t['a']} vs {t['b']} | {t['category']} | {t['n']} | {t['acc_a']:.3f} | {t['acc_b']:.3f} "
-            f"| {t['only_a']} | {t['only_b']} | {_p(t['p_mcnemar'])}{mark} | {_p(t['p_holm'])} "
-            f"| {t['quality_diff']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {_p(t['p_bootstrap'])}"
-            + (" **" if t["p_bootstrap"] < 0.05 else "")
-            + " |"
-        )
     significant = [
         t
         for t in g["tests"]
@@ -110,10 +98,36 @@ def _verdict(significant: list[dict[str, Any]]) -> str:
     return f"Differences at p < 0.05 in {len(c)} task type(s): " + "; ".join(parts) + "."
 
 
-def render_study(groups: list[dict[str, Any]]) -> str:
-    if not groups:
+def _test_rows(tests: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| A vs B | task type | n | acc A | acc B | only A | only B | McNemar p | Holm p "
+        "| Δ quality (95% CI) | bootstrap p |",
+        "|" + "---|" * 11,
+    ]
+    for t in tests:
+        lo, hi = t["ci95"]
+        mark = " **" if t["p_mcnemar"] < 0.05 else ""
+        lines.append(
+            f"| {t['a']} vs {t['b']} | {t['category']} | {t['n']} | {t['acc_a']:.3f} | {t['acc_b']:.3f} "
+            f"| {t['only_a']} | {t['only_b']} | {_p(t['p_mcnemar'])}{mark} | {_p(t['p_holm'])} "
+            f"| {t['quality_diff']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {_p(t['p_bootstrap'])}"
+            + (" **" if t["p_bootstrap"] < 0.05 else "")
+            + " |"
+        )
+    return lines
+
+
+def render_study(groups: list[dict[str, Any]], effects: list[dict[str, Any]] | None = None) -> str:
+    if not groups and not effects:
         return ""
-    return "# Seed study\n\n" + "\n".join(render_group(g) for g in groups)
+    text = "# Seed study\n\n" + "\n".join(render_group(g) for g in groups)
+    if effects:
+        text += (
+            "\n## Worked examples: each paradigm with examples vs without, on the same tasks\n\n"
+            + "\n".join(_test_rows(effects))
+            + "\n"
+        )
+    return text
 
 
 def markdown_to_html(text: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from agentsim.report.compare import write_comparison
 from agentsim.report.stats import binom_cdf, holm, mcnemar_exact, paired_bootstrap
-from agentsim.report.study import initial_vote, load_run, nrq, study
+from agentsim.report.study import examples_effect, initial_vote, load_run, nrq, study
 from agentsim.report.summary import summarize
 
 
@@ -155,6 +155,23 @@ def test_compare_writes_the_study_page(tmp_path: Path) -> None:
     html = (tmp_path / "out" / "study.html").read_text()
     assert "<td>Base vs SAS</td><td>sentiment</td><td>10</td>" in html
     assert (tmp_path / "out" / "failure_mix.png").stat().st_size > 1000
+
+
+def test_examples_effect_pairs_a_paradigm_with_itself(tmp_path: Path) -> None:
+    _write_run(tmp_path, "base0", "solo", _base())
+    with_examples = [dict(r, correct=True, quality=1.0) for r in _base()]
+    run = _write_run(tmp_path / "x", "base2", "solo", with_examples)
+    sc = json.loads((run / "scenario.json").read_text())
+    sc["tasks"]["examples"] = 2
+    (run / "scenario.json").write_text(json.dumps(sc))
+    tests = examples_effect([load_run(tmp_path / "base0"), load_run(run)])
+    by = {t["category"]: t for t in tests}
+    assert by["sentiment"]["a"] == "Base ex2" and by["sentiment"]["b"] == "Base ex0"
+    assert (by["sentiment"]["only_a"], by["sentiment"]["only_b"]) == (2, 0)
+    assert by["summarization"]["only_a"] == 10
+    assert by["summarization"]["p_mcnemar"] == pytest.approx(2 / 1024)
+    text = write_comparison([tmp_path / "base0", run], tmp_path / "out")
+    assert "Worked examples: each paradigm with examples vs without" in text
 
 
 def test_initial_vote_of_a_debate_scores_the_first_round_majority(tmp_path: Path) -> None:
