@@ -12,9 +12,9 @@ suite — and within a group each run is one paradigm (``solo`` = Base, ``react`
 - cost per correct answer: all tokens (prompt + completion) divided by correct answers.
 
 Paired tests for every pair of paradigms in a group, on the tasks both ran: exact McNemar on
-correct/wrong and a paired bootstrap of the quality difference (95% interval and p-value; it
-is the test for graded quality such as ROUGE), overall and per task type, with Holm-adjusted
-McNemar p-values over the group's family of tests.
+correct/wrong; for the quality difference (the test for graded quality such as ROUGE) a
+paired sign-flip randomization test and a paired-bootstrap 95% interval; overall and per task
+type, with Holm-adjusted McNemar p-values over the group's family of tests.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentsim.report.stats import holm, mcnemar_exact, paired_bootstrap
+from agentsim.report.stats import holm, mcnemar_exact, paired_bootstrap, sign_flip_p
 from agentsim.report.summary import wilson
 
 PARADIGM = {"solo": "Base", "react": "SAS", "router": "MAS"}
@@ -257,9 +257,9 @@ def paired_tests(a: StudyRun, b: StudyRun) -> list[dict[str, Any]]:
         only_b = sum(
             1 for x, y in zip(ra, rb, strict=True) if y.get("correct") and not x.get("correct")
         )
-        diff, lo, hi, p_boot = paired_bootstrap(
-            [quality(x) for x in ra], [quality(y) for y in rb], seed=len(ids)
-        )
+        qa, qb = [quality(x) for x in ra], [quality(y) for y in rb]
+        diff, lo, hi, _ = paired_bootstrap(qa, qb, seed=len(ids))
+        p_flip = sign_flip_p(qa, qb, seed=len(ids))
         out.append(
             {
                 "a": a.paradigm,
@@ -273,7 +273,7 @@ def paired_tests(a: StudyRun, b: StudyRun) -> list[dict[str, Any]]:
                 "p_mcnemar": mcnemar_exact(only_a, only_b),
                 "quality_diff": round(diff, 4),
                 "ci95": [round(lo, 4), round(hi, 4)],
-                "p_bootstrap": p_boot,
+                "p_quality": p_flip,
             }
         )
     return out

@@ -67,14 +67,14 @@ def render_group(g: dict[str, Any]) -> str:
     lines += [
         "",
         "Paired tests on the same tasks (exact McNemar on correct/wrong; Holm over this table; "
-        "Δ quality = A − B with a paired-bootstrap 95% CI):",
+        "Δ quality = A − B with a paired-bootstrap 95% CI and a paired sign-flip test):",
         "",
         *_test_rows(g["tests"]),
     ]
     significant = [
         t
         for t in g["tests"]
-        if min(t["p_mcnemar"], t["p_bootstrap"]) < 0.05 and t["category"] != "all"
+        if min(t["p_mcnemar"], t["p_quality"]) < 0.05 and t["category"] != "all"
     ]
     lines += ["", _verdict(significant), ""]
     return "\n".join(lines)
@@ -84,7 +84,7 @@ def _verdict(significant: list[dict[str, Any]]) -> str:
     if not significant:
         return (
             "No task type shows two paradigms differing at p < 0.05 (McNemar or paired "
-            "bootstrap, unadjusted)."
+            "sign-flip, unadjusted)."
         )
     c = Counter(t["category"] for t in significant)
     parts = []
@@ -93,7 +93,7 @@ def _verdict(significant: list[dict[str, Any]]) -> str:
         win, lose = (t["a"], t["b"]) if a_wins else (t["b"], t["a"])
         parts.append(
             f"{win} > {lose} on {t['category']} (McNemar p = {_p(t['p_mcnemar'])}, "
-            f"bootstrap p = {_p(t['p_bootstrap'])})"
+            f"sign-flip p = {_p(t['p_quality'])})"
         )
     return f"Differences at p < 0.05 in {len(c)} task type(s): " + "; ".join(parts) + "."
 
@@ -101,7 +101,7 @@ def _verdict(significant: list[dict[str, Any]]) -> str:
 def _test_rows(tests: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| A vs B | task type | n | acc A | acc B | only A | only B | McNemar p | Holm p "
-        "| Δ quality (95% CI) | bootstrap p |",
+        "| Δ quality (95% CI) | sign-flip p |",
         "|" + "---|" * 11,
     ]
     for t in tests:
@@ -110,8 +110,8 @@ def _test_rows(tests: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {t['a']} vs {t['b']} | {t['category']} | {t['n']} | {t['acc_a']:.3f} | {t['acc_b']:.3f} "
             f"| {t['only_a']} | {t['only_b']} | {_p(t['p_mcnemar'])}{mark} | {_p(t['p_holm'])} "
-            f"| {t['quality_diff']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {_p(t['p_bootstrap'])}"
-            + (" **" if t["p_bootstrap"] < 0.05 else "")
+            f"| {t['quality_diff']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {_p(t['p_quality'])}"
+            + (" **" if t["p_quality"] < 0.05 else "")
             + " |"
         )
     return lines

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agentsim.report.compare import write_comparison
-from agentsim.report.stats import binom_cdf, holm, mcnemar_exact, paired_bootstrap
+from agentsim.report.stats import binom_cdf, holm, mcnemar_exact, paired_bootstrap, sign_flip_p
 from agentsim.report.study import examples_effect, initial_vote, load_run, nrq, study
 from agentsim.report.summary import summarize
 
@@ -213,5 +213,13 @@ def test_exact_mcnemar_binomial_and_holm_values() -> None:
     assert paired_bootstrap([1, 0], [1, 0])[3] == 1.0
     _, lo2, hi2, p2 = paired_bootstrap([1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1], seed=2)
     assert lo2 < 0 < hi2 and p2 > 0.05
+    # sign flips: 10 equal positive differences -> only the two all-same-sign flips reach it
+    assert sign_flip_p([0.3] * 10, [0.0] * 10) == pytest.approx(2 / 1024)
+    assert sign_flip_p([1.0], [0.0]) == 1.0  # one task can never be significant
+    assert sign_flip_p([1, 1, 0], [1, 1, 0]) == 1.0
+    # diffs 1,1,1,1,-1 (sum 3): |sum| >= 3 for 0, 1, 4 or 5 flips: (1 + 5 + 5 + 1) / 32
+    assert sign_flip_p([1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1]) == pytest.approx(12 / 32)
+    big = sign_flip_p([1.0] * 30, [0.0] * 30, seed=1)  # Monte Carlo past 16 pairs
+    assert big == pytest.approx(1 / 20001)
     with pytest.raises(ValueError, match="equal length"):
         paired_bootstrap([1.0], [1.0, 0.0])
