@@ -31,6 +31,7 @@ from agentsim.protocols.base import AskResult, BaseProtocol, BudgetExhausted, Ou
 from agentsim.rundir import RunFolder
 from agentsim.scenario import Scenario
 from agentsim.tasks.base import Score, Scorer, Task
+from agentsim.tools.python import tool_spec as python_tool_spec
 from agentsim.wire import (
     RUNNER,
     Configure,
@@ -294,7 +295,10 @@ class Runner:
         body = Configure(
             engine=msgspec.to_builtins(cfg),
             slow_factor=slow[0] if slow else 1.0,
-            tools=list(self.scenario.agents[name].tools),
+            tools=[
+                python_tool_spec(t, self.scenario.run.python_sandbox)
+                for t in self.scenario.agents[name].tools
+            ],
             heartbeat_s=self.scenario.run.heartbeat_s,
             broker_timeout_s=self.scenario.run.heartbeat_s * self.scenario.run.heartbeat_misses,
         )
