@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from agentsim.testing import journal, only_run_dir, run_scenario
 from agentsim.tools import ToolError, ToolTimeout
 from agentsim.tools.python import SandboxLimits, SandboxUnavailable, isolation, run_sandboxed
 
@@ -200,6 +201,37 @@ def test_listdir_and_stat_anywhere_see_only_the_sandbox(secret: Path) -> None:
         assert not {".bashrc", ".ssh", ".cache", ".profile"} & set(seen), seen
     pids = json.loads(got["pids"][4:])
     assert max(pids) < 10 and os.getpid() not in pids, pids
+
+
+def test_agentsim_package_is_masked_where_the_python_installation_holds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A non-editable install puts agentsim (and its task data, answer keys included) in
+    # site-packages, which the sandbox binds; stand in with a package that is there.
+    import msgspec
+
+    from agentsim.tools.python import osbox
+
+    package = Path(msgspec.__file__).resolve().parent
+    monkeypatch.setattr(osbox, "_PACKAGE_DIR", package)
+    osbox.layout.cache_clear()
+    try:
+        got = results(
+            f"""
+            attempt("list", lambda: os.listdir({str(package)!r}))
+            attempt("read", lambda: open({str(package / "__init__.py")!r}).read())
+            attempt("write", lambda: open({str(package / "x.py")!r}, "w"))
+            print(json.dumps(out))
+            """
+        )
+    finally:
+        monkeypatch.undo()
+        osbox.layout.cache_clear()
+    assert got["list"] == "ok: []", got
+    assert got["read"].startswith("FileNotFoundError"), got
+    assert not got["write"].startswith("ok"), got
+    siblings = attempt(f"import os; print(os.listdir({str(package.parent)!r}))")
+    assert "'msgspec'" in siblings, siblings  # only the package itself is hidden
 
 
 # ---- network ---------------------------------------------------------------------------------
@@ -717,3 +749,208 @@ def test_loading_a_written_so_is_refused_and_native_code_is_contained(
         assert got["attack"] == "ok: 0", got
     assert tcp_listener.accepted == 0 and not outside.exists()
     still_works()
+
+
+def test_descriptors_of_the_setup_are_closed() -> None:
+    out = attempt("import os; print(sorted(os.listdir('/proc/self/fd')))")
+    assert out == "['0', '1', '2', '3']\n"  # stdio and the listing's own descriptor
+
+
+def test_killing_the_agent_mid_call_leaves_no_sandbox_behind(
+    host_pids_with: Callable[[str], list[int]], tmp_path: Path
+) -> None:
+    marker = f"agentsim-orphan-{os.getpid()}-{time.monotonic_ns()}"
+    agent = tmp_path / "agent.py"
+    agent.write_text(
+        "from agentsim.tools.python import SandboxLimits, run_sandboxed\n"
+        "code = 'import os, sys\\n"
+        f'os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)", "{marker}"])\'\n'
+        "run_sandboxed(code, SandboxLimits(wall_s=60))\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(agent)])
+    try:
+        assert _appears(host_pids_with, marker), "the snippet never started"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _gone(host_pids_with, marker), host_pids_with(marker)
+
+
+def _appears(find: Callable[[str], list[int]], marker: str) -> bool:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if find(marker):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---- a real agent process calling the tool through the bus ----------------------------------
+AGENT_ATTACK = """
+import glob, json, os, signal, socket
+found = {"env": sorted(os.environ), "leak": [], "signals": {}, "sockets": []}
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        for what in ("environ", "cmdline"):
+            try:
+                data = open(f"/proc/{p}/{what}", "rb").read()
+            except OSError:
+                continue
+            if b"ESCAPE_TOKEN" in data or b"agentsim" in data:
+                found["leak"].append(f"{p}/{what}")
+for pid in (os.getppid(), 1, -1):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        found["signals"][str(pid)] = "sent"
+    except OSError as e:
+        found["signals"][str(pid)] = type(e).__name__
+for path in glob.glob("/tmp/**", recursive=True) + glob.glob("/run/**", recursive=True):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        found["sockets"].append(path)
+    except OSError:
+        pass
+print(json.dumps(found))
+"""
+
+
+def react_scenario(tmp_path: Path, code: str, sandbox: str = "") -> Path:
+    call = json.dumps({"tool": "python", "arguments": {"code": code}})
+    final = json.dumps({"final_answer": "{gold}"})
+    f = tmp_path / "react.toml"
+    f.write_text(
+        f'[run]\nname = "sandbox"\n{sandbox}\n[tasks]\nsuite = "gsm8k"\nlimit = 1\n'
+        '[agents.solver]\nengine = "scripted"\ntools = ["python"]\n[agents.solver.options]\n'
+        f'table = "gsm8k"\nscript = [{json.dumps(call)}, {json.dumps(final)}]\n'
+        '[protocol]\nkind = "react"\n'
+    )
+    return f
+
+
+def tool_results(run: Path) -> list[str]:
+    return [
+        r["body"]["content"]
+        for r in journal(run)
+        if r["event"] == "envelope" and r["kind"] == "tool_result"
+    ]
+
+
+def test_a_real_agent_runs_an_attack_through_the_bus_and_carries_on(tmp_path: Path) -> None:
+    token = f"ESCAPE_TOKEN-{time.monotonic_ns()}"
+    scenario = react_scenario(tmp_path, AGENT_ATTACK)
+    env = {**os.environ, "AGENTSIM_ESCAPE_TOKEN": token}
+    p = subprocess.run(
+        [sys.executable, "-m", "agentsim", str(scenario), "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert p.returncode == 0, p.stderr
+    run = only_run_dir(tmp_path / "runs")
+    [content] = tool_results(run)
+    found = json.loads(content)
+    assert token not in content and "AGENTSIM_ESCAPE_TOKEN" not in found["env"]
+    assert found["leak"] == [] and found["sockets"] == [], found
+    assert found["signals"]["1"] == "PermissionError", found  # ppid and init: bwrap's init
+    recs = journal(run)
+    flow = [
+        (r["kind"], r["src"])
+        for r in recs
+        if r["event"] == "envelope" and r.get("task_id") == "gsm8k-0"
+    ]
+    assert flow == [
+        ("ask", "runner"),
+        ("reply", "solver"),
+        ("tool_call", "runner"),
+        ("tool_result", "solver"),
+        ("ask", "runner"),
+        ("reply", "solver"),
+    ], flow  # the agent answered after its tool call: alive and still talking
+    results = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines()]
+    assert [r["correct"] for r in results] == [True]
+    sandbox = json.loads((run / "env.json").read_text())["python_sandbox"]
+    assert sandbox["mode"] == "os" and sandbox["isolation"].startswith("bubblewrap"), sandbox
+
+
+def test_weak_opt_in_is_named_in_env_json_and_used_by_the_agent(tmp_path: Path) -> None:
+    code = "import socket\nsocket.socket()\nprint('made a socket')"
+    scenario = react_scenario(tmp_path, code, sandbox='python_sandbox = "weak"')
+    p = run_scenario(scenario, tmp_path / "runs")
+    assert p.returncode == 0, p.stderr
+    run = only_run_dir(tmp_path / "runs")
+    sandbox = json.loads((run / "env.json").read_text())["python_sandbox"]
+    assert sandbox["mode"] == "weak" and "NOT OS isolation" in sandbox["isolation"]
+    [content] = tool_results(run)
+    assert "sandbox: network access is not allowed" in content  # the audit hook answered
+    (tmp_path / "os").mkdir()
+    q = run_scenario(react_scenario(tmp_path / "os", code), tmp_path / "os" / "runs")
+    assert q.returncode == 0, q.stderr
+    assert tool_results(only_run_dir(tmp_path / "os" / "runs")) == ["made a socket\n"]
+
+
+# ---- the same sandbox when the agent is not root ---------------------------------------------
+NON_ROOT_AGENT = r"""
+import json, sys
+sys.path[:0] = [{src!r}, {site!r}]
+from agentsim.tools.python import SandboxLimits, isolation, run_sandboxed
+
+def run(code, **kw):
+    try:
+        return run_sandboxed(code, SandboxLimits(wall_s=20, cpu_s=10, **kw))
+    except Exception as e:
+        return f"{{type(e).__name__}}: {{e}}"
+
+print(json.dumps({{
+    "as_root": isolation().as_root,
+    "whoami": run("import os\ncaps = {{l.split()[1] for l in open('/proc/self/status') if l.startswith('Cap')}}\nprint(os.getuid(), caps)"),
+    "fork": run("import os\ntry:\n  os.fork()\nexcept OSError as e:\n  print(e.errno)"),
+    "forks": run("import os, time\nn = 0\ntry:\n  while True:\n    if os.fork() == 0:\n      time.sleep(20); os._exit(0)\n    n += 1\nexcept OSError as e:\n  print(n, e.errno)", subprocesses=True, tasks=8),
+    "threads": run("import threading\nev = threading.Event(); n = 0\ntry:\n  while True:\n    threading.Thread(target=ev.wait, daemon=True).start(); n += 1\nexcept RuntimeError:\n  print(n)\nev.set()", tasks=6),
+    "connect": run("import socket\ntry:\n  socket.create_connection(('127.0.0.1', {port}), 2)\nexcept OSError as e:\n  print(type(e).__name__)"),
+    "writes": run("import os\nfor p in ('/x', '/usr/x', '/etc/passwd', '/dev/shm/x', {outside!r}):\n  try:\n    open(p, 'a').close(); print('wrote', p)\n  except OSError as e:\n    print(e.errno)"),
+    "disk": run("try:\n  open('f', 'wb').write(b'x' * (4 << 20))\nexcept OSError as e:\n  print(e.errno)", disk_bytes=2 << 20),
+}}))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="the agent is not root here: every test above ran in this mode"
+)
+def test_non_root_agent_gets_the_same_sandbox(tcp_listener: Listener, tmp_path: Path) -> None:
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    setpriv = shutil.which("setpriv")
+    if system_python is None or setpriv is None:
+        pytest.skip("needs /usr/bin/python3 and setpriv to act as an unprivileged agent")
+    version = subprocess.run(
+        [system_python, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    if version != str(sys.version_info[:2]):
+        pytest.skip(
+            f"the system Python is {version}, the compiled deps are for {sys.version_info[:2]}"
+        )
+    import msgspec
+
+    site = str(Path(msgspec.__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])
+    outside = tmp_path / "nobody-was-here"
+    code = NON_ROOT_AGENT.format(
+        src=src, site=site, port=tcp_listener.address[1], outside=str(outside)
+    )
+    done = subprocess.run(
+        [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", system_python, "-I", "-c", code],
+        capture_output=True, text=True, timeout=120, cwd="/",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["as_root"] is False
+    assert got["whoami"] == "0 {'0000000000000000'}\n", got  # its namespace's uid 0, no caps
+    assert got["fork"] == "1\n", got
+    assert got["forks"] == "7 11\n", got  # 8 tasks: the snippet and 7 children, then EAGAIN
+    assert got["threads"] == "5\n", got
+    assert got["connect"] == "ConnectionRefusedError\n", got
+    assert got["writes"].split() in (["30", "30", "13", "30", "2"], ["30"] * 4 + ["2"]), got
+    assert got["disk"] == "28\n", got
+    assert tcp_listener.accepted == 0 and not outside.exists()

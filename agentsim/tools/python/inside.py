@@ -1,7 +1,7 @@
 """First code run inside the OS sandbox: finish locking it down, then run the snippet.
 
-This file is passed as source to ``python -I -B -c`` inside bubblewrap; it imports nothing but
-the standard library. bubblewrap has already built the namespaces and the read-only file
+This file reaches ``python -I -B`` inside bubblewrap as an inherited descriptor; it imports
+nothing but the standard library. bubblewrap has already built the namespaces and the read-only file
 system; it starts this interpreter as root *of the sandbox's own user namespace* holding only
 the capabilities needed for the steps below, in this order:
 
@@ -13,7 +13,8 @@ the capabilities needed for the steps below, in this order:
    ``RLIMIT_NPROC`` is counted per user *per user namespace*, so it caps this sandbox alone;
 3. drop to the unprivileged sandbox user (an id mapped to an unused host id when the agent
    runs as root), or — when only one id is mapped — empty every capability set for good;
-4. verify no capability is left, install the seccomp filter, take the snippet from stdin;
+4. verify no capability is left, install the seccomp filter, take the snippet from stdin and
+   close every other inherited descriptor;
 5. run the snippet; its traceback starts at the snippet, not here.
 """
 
@@ -98,6 +99,7 @@ def _setup(args: list[str]) -> bytes:
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # bubblewrap's inputs
     return source
 
 

@@ -241,7 +241,11 @@ def _bootstrap_args(limits: SandboxLimits, *, as_root: bool, program: bytes) -> 
 
 
 def _argv(
-    iso: Isolation, limits: SandboxLimits, userns: int | None, etc: tuple[int, int]
+    iso: Isolation,
+    limits: SandboxLimits,
+    userns: int | None,
+    etc: tuple[int, int],
+    inside: int,
 ) -> list[str]:
     fs, executable = layout()
     caps = ["CAP_SYS_ADMIN", *(["CAP_SETUID", "CAP_SETGID"] if iso.as_root else ["CAP_SETPCAP"])]
@@ -258,6 +262,7 @@ def _argv(
     argv += fs
     for fd, path in zip(etc, ("/etc/passwd", "/etc/group"), strict=True):
         argv += ["--perms", "0444", "--ro-bind-data", str(fd), path]
+    argv += ["--remount-ro", "/"]  # bubblewrap's root tmpfs: its owner is the sandbox's root
     env = {
         "HOME": WORKDIR,
         "TMPDIR": WORKDIR,
@@ -279,13 +284,14 @@ def _argv(
     if iso.seccomp:
         program = seccomp.build_filter(allow_processes=limits.subprocesses)
     boot = _bootstrap_args(limits, as_root=iso.as_root, program=program)
-    argv += ["--chdir", "/", "--", executable, "-I", "-B", "-c", _inside_source(), *boot]
+    loader = f"exec(compile(open({inside}, 'rb').read(), 'inside.py', 'exec'))"
+    argv += ["--chdir", "/", "--", executable, "-I", "-B", "-c", loader, *boot]
     return argv
 
 
 @functools.cache
-def _inside_source() -> str:
-    return _INSIDE.read_text(encoding="utf-8")
+def _inside_source() -> bytes:
+    return _INSIDE.read_bytes()
 
 
 def _etc_files(as_root: bool) -> tuple[int, int]:
@@ -304,9 +310,11 @@ def launch(iso: Isolation, code: str, limits: SandboxLimits) -> Finished:
             fds.append(userns)
         etc = _etc_files(iso.as_root)
         fds += etc
+        inside = _memfd("inside", _inside_source())
+        fds.append(inside)
         stdin = _memfd("snippet", code.encode("utf-8", "surrogatepass"))
         fds.append(stdin)
-        argv = _argv(iso, limits, userns, etc)
+        argv = _argv(iso, limits, userns, etc, inside)
         return run_streaming(
             argv,
             env={"PATH": "/usr/bin:/bin"},
