@@ -595,6 +595,7 @@ def test_no_privilege_to_unshare_mount_chroot_or_become_root() -> None:
     for name in ("unshare_user", "unshare_mount", "mount", "remount", "umount", "chroot", "setuid"):
         assert got[name].startswith(("OSError: [Errno 1]", "PermissionError")), (name, got)
     assert "CapEff:\\t0000000000000000" in got["caps"], got
+    assert "CapBnd:\\t0000000000000000" in got["caps"], got
     assert "CapPrm:\\t0000000000000000" in got["caps"], got
     assert "NoNewPrivs:\\t1" in got["nnp"], got
 

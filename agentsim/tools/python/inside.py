@@ -11,8 +11,10 @@ the capabilities needed for the steps below, in this order:
    second after the SIGXCPU; the snippet cannot raise a hard limit back, since raising a
    hard limit needs ``CAP_SYS_RESOURCE`` in the host's namespace, which nothing here has);
    ``RLIMIT_NPROC`` is counted per user *per user namespace*, so it caps this sandbox alone;
-3. drop to the unprivileged sandbox user (an id mapped to an unused host id when the agent
-   runs as root), or — when only one id is mapped — empty every capability set for good;
+3. empty the capability bounding set, then drop to the unprivileged sandbox user (an id
+   mapped to an unused host id when the agent runs as root) or — when only one id is mapped
+   and the snippet stays uid 0 of its namespace — lock the securebits so that root gains
+   nothing from exec; clear every remaining capability set;
 4. verify no capability is left, install the seccomp filter, take the snippet from stdin and
    close every other inherited descriptor;
 5. run the snippet; its traceback starts at the snippet, not here.
@@ -41,14 +43,13 @@ def _fail(step: str, err: int = 0) -> None:
     os._exit(70)
 
 
-def _lock_root(libc: ctypes.CDLL) -> None:
-    # uid 0 of the sandbox's namespace stays uid 0: make it powerless for good, so that no
-    # exec can give capabilities back (securebits locked, bounding set emptied).
-    if libc.prctl(_PR_SET_SECUREBITS, _SECUREBITS_ALL_LOCKED, 0, 0, 0) != 0:
-        _fail("securebits", ctypes.get_errno())
+def _empty_bounding_set(libc: ctypes.CDLL) -> None:
+    # no exec can ever grant a capability outside the bounding set: empty it
     cap = 0
     while libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
         cap += 1
+    if ctypes.get_errno() != 22:  # EINVAL: past the last capability
+        _fail("emptying the bounding set", ctypes.get_errno())
 
 
 def _clear_caps(libc: ctypes.CDLL) -> None:
@@ -62,7 +63,7 @@ def _caps_left() -> bool:
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
             key, _, value = line.partition(":")
-            if key in ("CapInh", "CapPrm", "CapEff", "CapAmb") and int(value, 16):
+            if key.startswith("Cap") and int(value, 16):
                 return True
     return False
 
@@ -79,12 +80,14 @@ def _setup(args: list[str]) -> bytes:
         soft, _, hard = value.partition(":")
         resource.setrlimit(getattr(resource, name), (int(soft), int(hard or soft)))
     user = int(uid)
+    if user < 0 and libc.prctl(_PR_SET_SECUREBITS, _SECUREBITS_ALL_LOCKED, 0, 0, 0) != 0:
+        # uid 0 of the sandbox's namespace stays uid 0: root gets no capabilities from exec
+        _fail("securebits", ctypes.get_errno())
+    _empty_bounding_set(libc)
     if user >= 0:
         os.setgroups([])
         os.setresgid(user, user, user)
         os.setresuid(user, user, user)  # leaving uid 0 clears every capability
-    else:
-        _lock_root(libc)
     _clear_caps(libc)
     if _caps_left():
         _fail("dropping capabilities")

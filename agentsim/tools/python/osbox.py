@@ -248,7 +248,8 @@ def _argv(
     inside: int,
 ) -> list[str]:
     fs, executable = layout()
-    caps = ["CAP_SYS_ADMIN", *(["CAP_SETUID", "CAP_SETGID"] if iso.as_root else ["CAP_SETPCAP"])]
+    # for inside.py: mount the tmpfs, empty the bounding set, (as root) become the sandbox user
+    caps = ["CAP_SYS_ADMIN", "CAP_SETPCAP", *(["CAP_SETUID", "CAP_SETGID"] if iso.as_root else [])]
     argv = [iso.bwrap]
     if userns is not None:
         argv += ["--userns", str(userns)]
