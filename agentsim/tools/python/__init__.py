@@ -2,7 +2,7 @@
 
 A snippet runs in a bubblewrap sandbox built per call (``osbox.py``): its own user, pid,
 network, IPC, UTS and mount namespaces, a read-only minimal root, a private size-limited
-``/tmp``, kernel resource limits, a process/thread cap and a seccomp filter (``inside.py``,
+working dir, kernel resource limits, a process/thread cap and a seccomp filter (``inside.py``,
 ``seccomp.py``); output is capped while it streams and the whole sandbox is killed at the wall
 limit (``stream.py``). Where the host cannot build that sandbox the tool refuses with one line
 rather than run the snippet unprotected. A scenario may opt in to the older audit-hook sandbox

@@ -9,7 +9,8 @@ What the snippet's interpreter gets (built per call, gone when it exits):
   time zone data, a fresh ``/proc`` and minimal ``/dev``, and an ``/etc`` of two lines
   (``passwd``/``group`` naming the sandbox user) — no ``/home``, ``/root`` content, host
   ``/etc``, ``/tmp``, ``/run`` or sockets;
-- a private writable ``/tmp`` (tmpfs, byte and inode limits, ``noexec``) as its working dir;
+- a private writable working dir, ``/sandbox`` (tmpfs, byte and inode limits, ``noexec``;
+  ``/tmp`` links to it, ``HOME`` and ``TMPDIR`` name it);
 - the limits in ``SandboxLimits`` and the seccomp filter of ``seccomp.py``, set by
   ``inside.py`` before the snippet runs.
 
@@ -37,7 +38,6 @@ from agentsim.tools.python.limits import SandboxLimits
 from agentsim.tools.python.stream import Finished, run_streaming
 
 SANDBOX_ID = 2_147_483_646  # host uid/gid the snippet runs as when the agent is root
-WORKDIR = "/tmp"
 _SYSTEM_PREFIXES = frozenset({"/", "/usr", "/usr/local", "/opt"})
 _PACKAGE_DIR = Path(__file__).resolve().parents[2]  # the agentsim package: masked inside
 _INSIDE = Path(__file__).with_name("inside.py")
@@ -142,9 +142,32 @@ def _python_roots() -> set[str]:
     return roots
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The sandbox's file system: bubblewrap arguments, interpreter, private working dir."""
+
+    args: tuple[str, ...]
+    executable: str
+    workdir: str
+
+
+def _workdir(binds: list[str]) -> str:
+    """``/sandbox`` unless the Python installation lives there (then ``/sandbox-N``)."""
+    n = 0
+    while True:
+        path = "/sandbox" if n == 0 else f"/sandbox-{n}"
+        if not any(_under(b, path) or _under(path, b) for b in binds):
+            return path
+        n += 1
+
+
 @functools.cache
-def layout() -> tuple[tuple[str, ...], str]:
-    """The bubblewrap file-system arguments and the interpreter path (computed once)."""
+def layout() -> Layout:
+    """The sandbox's file system, computed once per process.
+
+    The writable dir is not ``/tmp`` itself, since a Python installation may live under
+    ``/tmp`` (a CI checkout) and the tmpfs would hide it; ``/tmp`` is a link to it when free.
+    """
     executable = sys.executable
     if not executable or not os.path.exists(executable):
         raise SandboxUnavailable("the Python interpreter path is unknown (sys.executable)")
@@ -161,9 +184,12 @@ def layout() -> tuple[tuple[str, ...], str]:
     if os.path.isdir(zoneinfo):
         binds.add(zoneinfo)
     kept = sorted(b for b in binds if not any(_under(b, o) for o in binds if o != b))
+    workdir = _workdir(kept)
     args: list[str] = []
     dirs = sorted({str(p) for b in kept for p in Path(b).parents if str(p) != "/"}, key=len)
-    for d in [*dirs, "/etc", WORKDIR]:
+    if "/tmp" not in dirs and not any(_under(b, "/tmp") for b in kept):
+        links["/tmp"] = workdir
+    for d in [*dirs, "/etc", workdir]:
         args += ["--dir", d]
     for b in kept:
         args += ["--ro-bind", b, b]
@@ -173,7 +199,7 @@ def layout() -> tuple[tuple[str, ...], str]:
     for link, target in sorted(links.items()):
         args += ["--symlink", target, link]
     args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
-    return tuple(args), executable
+    return Layout(args=tuple(args), executable=executable, workdir=workdir)
 
 
 def _under(path: str, root: str) -> bool:
@@ -218,7 +244,9 @@ def _root_userns(uid: int) -> int:
             child.stdin.close()
 
 
-def _bootstrap_args(limits: SandboxLimits, *, as_root: bool, program: bytes) -> list[str]:
+def _bootstrap_args(
+    limits: SandboxLimits, *, as_root: bool, program: bytes, workdir: str
+) -> list[str]:
     """``inside.py``'s arguments: workdir, tmpfs options, uid to become, filter, limits."""
     owner = SANDBOX_ID if as_root else 0
     tmpfs = (
@@ -237,7 +265,7 @@ def _bootstrap_args(limits: SandboxLimits, *, as_root: bool, program: bytes) -> 
         "RLIMIT_MSGQUEUE": 0,
     }
     user = str(SANDBOX_ID) if as_root else "-1"
-    return [WORKDIR, tmpfs, user, program.hex(), *(f"{k}={v}" for k, v in rlimits.items())]
+    return [workdir, tmpfs, user, program.hex(), *(f"{k}={v}" for k, v in rlimits.items())]
 
 
 def _argv(
@@ -247,7 +275,8 @@ def _argv(
     etc: tuple[int, int],
     inside: int,
 ) -> list[str]:
-    fs, executable = layout()
+    fs = layout()
+    executable = fs.executable
     # for inside.py: mount the tmpfs, empty the bounding set, (as root) become the sandbox user
     caps = ["CAP_SYS_ADMIN", "CAP_SETPCAP", *(["CAP_SETUID", "CAP_SETGID"] if iso.as_root else [])]
     argv = [iso.bwrap]
@@ -260,13 +289,13 @@ def _argv(
         argv += ["--cap-add", cap]
     argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     argv += ["--unshare-cgroup-try", "--hostname", "sandbox", "--die-with-parent", "--new-session"]
-    argv += fs
+    argv += fs.args
     for fd, path in zip(etc, ("/etc/passwd", "/etc/group"), strict=True):
         argv += ["--perms", "0444", "--ro-bind-data", str(fd), path]
     argv += ["--remount-ro", "/"]  # bubblewrap's root tmpfs: its owner is the sandbox's root
     env = {
-        "HOME": WORKDIR,
-        "TMPDIR": WORKDIR,
+        "HOME": fs.workdir,
+        "TMPDIR": fs.workdir,
         "USER": "sandbox",
         "LOGNAME": "sandbox",
         "LANG": "C.UTF-8",
@@ -284,7 +313,7 @@ def _argv(
     program = b""
     if iso.seccomp:
         program = seccomp.build_filter(allow_processes=limits.subprocesses)
-    boot = _bootstrap_args(limits, as_root=iso.as_root, program=program)
+    boot = _bootstrap_args(limits, as_root=iso.as_root, program=program, workdir=fs.workdir)
     loader = f"exec(compile(open({inside}, 'rb').read(), 'inside.py', 'exec'))"
     argv += ["--chdir", "/", "--", executable, "-I", "-B", "-c", loader, *boot]
     return argv
@@ -297,7 +326,7 @@ def _inside_source() -> bytes:
 
 def _etc_files(as_root: bool) -> tuple[int, int]:
     uid = SANDBOX_ID if as_root else 0
-    passwd = f"sandbox:x:{uid}:{uid}:sandbox:{WORKDIR}:/nonexistent\n".encode()
+    passwd = f"sandbox:x:{uid}:{uid}:sandbox:{layout().workdir}:/nonexistent\n".encode()
     group = f"sandbox:x:{uid}:\n".encode()
     return _memfd("passwd", passwd), _memfd("group", group)
 
