@@ -213,11 +213,11 @@ def test_agentsim_package_is_masked_where_the_python_installation_holds_it(
     # site-packages, which the sandbox binds; stand in with a package that is there.
     import msgspec
 
-    from agentsim.tools.python import osbox
+    from agentsim.tools.python import layout
 
     package = Path(msgspec.__file__).resolve().parent
-    monkeypatch.setattr(osbox, "_PACKAGE_DIR", package)
-    osbox.layout.cache_clear()
+    monkeypatch.setattr(layout, "_PACKAGE_DIR", package)
+    layout.layout.cache_clear()
     try:
         got = results(
             f"""
@@ -229,7 +229,7 @@ def test_agentsim_package_is_masked_where_the_python_installation_holds_it(
         )
     finally:
         monkeypatch.undo()
-        osbox.layout.cache_clear()
+        layout.layout.cache_clear()
     assert got["list"] == "ok: []", got
     assert got["read"].startswith("FileNotFoundError"), got
     assert not got["write"].startswith("ok"), got

@@ -17,8 +17,9 @@ from typing import Literal
 
 from agentsim.tools.base import Tool, ToolError, ToolTimeout
 from agentsim.tools.python import osbox, weak
+from agentsim.tools.python.layout import SandboxUnavailable
 from agentsim.tools.python.limits import DEFAULT_LIMITS, SandboxLimits
-from agentsim.tools.python.osbox import Isolation, SandboxUnavailable, isolation
+from agentsim.tools.python.osbox import Isolation, isolation
 from agentsim.tools.python.stream import Finished
 from agentsim.tools.python.weak import network_namespace_available
 
