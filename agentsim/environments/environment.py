@@ -63,14 +63,14 @@ class GameEnvironment(BaseProtocol):
         SETTLE = "settle"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"match"}),
-        "match": frozenset({"mediate", "talk", "contract", "act"}),
-        "mediate": frozenset({"talk", "contract", "act"}),
-        "talk": frozenset({"talk", "contract", "act"}),
-        "contract": frozenset({"act"}),
-        "act": frozenset({"settle"}),
-        "settle": frozenset({"done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.MATCH},
+        Phase.MATCH: {Phase.MEDIATE, Phase.TALK, Phase.CONTRACT, Phase.ACT},
+        Phase.MEDIATE: {Phase.TALK, Phase.CONTRACT, Phase.ACT},
+        Phase.TALK: {Phase.TALK, Phase.CONTRACT, Phase.ACT},
+        Phase.CONTRACT: {Phase.ACT},
+        Phase.ACT: {Phase.SETTLE},
+        Phase.SETTLE: {Phase.DONE},
     }
 
     def __init__(self, scenario: Scenario) -> None:
@@ -99,29 +99,30 @@ class GameEnvironment(BaseProtocol):
         fields["sitting_out"] = [p for p in self.players if p not in partners]
         if r == 1:
             fields["config"] = self.obs.config()
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.MATCH, **fields)
+        phases = self.phases(driver)
+        phases.to(self.Phase.MATCH, **fields)
         waves = 0
         advice: dict[str, Move] = {}
         advice_msg = ""
         if self.mediator:
-            phase = self.enter(driver, phase, self.Phase.MEDIATE, round=r, mediator=self.mediator)
+            phases.to(self.Phase.MEDIATE, round=r, mediator=self.mediator)
             advice, advice_msg = await self._mediate(driver, r, groups)
             waves += 1
         inbox = False
         intents: dict[str, tuple[Move, str]] = {}
         talk = self.env.communication
         for k in range(talk.exchanges if talk.kind == "cheap_talk" else 0):
-            phase = self.enter(driver, phase, self.Phase.TALK, round=r, exchange=k + 1)
+            phases.to(self.Phase.TALK, round=r, exchange=k + 1)
             intents = await self._talk(driver, r, k, partners, advice, intents, inbox)
             inbox = True
             waves += 1
         signed: dict[str, bool] = {}
         if self.env.contracts is not None:
-            phase = self.enter(driver, phase, self.Phase.CONTRACT, round=r)
+            phases.to(self.Phase.CONTRACT, round=r)
             signed = await self._contract(driver, r, partners, advice, inbox)
             inbox = False
             waves += 1
-        phase = self.enter(driver, phase, self.Phase.ACT, round=r)
+        phases.to(self.Phase.ACT, round=r)
         moves, msg_ids, invalid, defaulted = await self._act(
             driver, r, partners, advice, signed, inbox
         )
@@ -129,9 +130,9 @@ class GameEnvironment(BaseProtocol):
             driver, r, groups, moves, msg_ids, intents, signed, advice, advice_msg
         )
         record.update(invalid=invalid, defaulted=defaulted, sitting_out=fields["sitting_out"])
-        phase = self.enter(driver, phase, self.Phase.SETTLE, **record)
+        phases.to(self.Phase.SETTLE, **record)
         self.past.append(record)
-        self.enter(driver, phase, self.Phase.DONE, round=r)
+        phases.to(self.Phase.DONE, round=r)
         answer = {k: record[k] for k in ("round", "moves", "payoffs", "welfare", "cooperation")}
         return Outcome(answer=json.dumps(answer, sort_keys=True), rounds=waves + 1, extra=record)
 

@@ -41,7 +41,10 @@ def load_protocol_class(kind: str, base_dir: Path | None = None) -> type[BasePro
             raise ProtocolLoadError(f"protocol.kind names a missing file {module_name!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except TypeError as e:  # a protocol class whose phase table is wrong, for one
+            raise ProtocolLoadError(f"protocol.kind {kind!r}: {e}") from e
     else:
         try:
             module = importlib.import_module(module_name)

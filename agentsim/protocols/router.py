@@ -93,10 +93,10 @@ class Router(BaseProtocol):
         DELEGATE = "delegate"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"supervise"}),
-        "supervise": frozenset({"supervise", "delegate", "done"}),
-        "delegate": frozenset({"supervise", "done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.SUPERVISE},
+        Phase.SUPERVISE: {Phase.SUPERVISE, Phase.DELEGATE, Phase.DONE},
+        Phase.DELEGATE: {Phase.SUPERVISE, Phase.DONE},
     }
 
     def __init__(self, scenario: Scenario) -> None:
@@ -169,7 +169,7 @@ class Router(BaseProtocol):
                 role="user", content=user_prompt(task, str(self.spec.options.get("prompt", "")))
             ),
         ]
-        phase: enum.Enum = self.Phase.START
+        phases = self.phases(driver)
         sent: Counter[tuple[str, str]] = Counter()
         asked_by: dict[tuple[str, str], list[str]] = {}
         delegations: list[dict[str, Any]] = []
@@ -178,7 +178,7 @@ class Router(BaseProtocol):
         schema = self.route_schema() if driver.scenario.agents[sup].constrained else None
         step = 0
         for step in range(self.spec.max_steps):
-            phase = self.enter(driver, phase, self.Phase.SUPERVISE, step=step)
+            phases.to(self.Phase.SUPERVISE, step=step)
             res = await driver.ask(sup, messages, round=step, response_schema=schema)
             if not res.ok:
                 stop = res.failure or "ask_failed"
@@ -216,9 +216,7 @@ class Router(BaseProtocol):
                         )
                     )
                     continue
-                phase = self.enter(
-                    driver, phase, self.Phase.DELEGATE, to=target, delegation=len(delegations) + 1
-                )
+                phases.to(self.Phase.DELEGATE, to=target, delegation=len(delegations) + 1)
                 report = await self._delegate(task, driver, target, request, delegations)
                 messages.append(ChatMessage(role="user", content=report))
                 continue
@@ -242,7 +240,7 @@ class Router(BaseProtocol):
                 )
                 continue
             if answer:
-                self.enter(driver, phase, self.Phase.DONE, by=sup, delegations=len(delegations))
+                phases.to(self.Phase.DONE, by=sup, delegations=len(delegations))
                 return Outcome(
                     answer=f"Final Answer: {answer}",
                     rounds=step + 1,
@@ -272,7 +270,7 @@ class Router(BaseProtocol):
                 round=step,
                 detail=f"supervisor never routed to a specialist ({', '.join(self.specialists)})",
             )
-        self.enter(driver, phase, self.Phase.DONE, reason=stop, delegations=len(delegations))
+        phases.to(self.Phase.DONE, reason=stop, delegations=len(delegations))
         answer = delegations[-1]["answer"] if delegations else last
         return Outcome(
             answer=answer, final=False, rounds=step + 1, by=sup, extra={"delegations": delegations}
