@@ -1,4 +1,10 @@
-"""Collaboration protocols. ``load_protocol`` resolves a built-in name or ``path.py:Class``."""
+"""Collaboration protocols. ``load_protocol_class`` resolves a built-in name or ``path.py:Class``.
+
+``base`` holds the driver API protocols talk to (``TaskDriver``), ``BaseProtocol`` and the
+phase machine; one module per protocol; ``common`` their shared helpers. Layer: may import
+the bottom modules (chat, scenario schema...), tasks and tools; never agent internals, run,
+report or cli — a protocol never touches sockets.
+"""
 
 from __future__ import annotations
 
