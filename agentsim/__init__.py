@@ -3,8 +3,8 @@
 Layers, bottom to top; a module imports only its own layer and the ones below, never above,
 not even inside a function (``tests/core/test_architecture.py`` checks it):
 
-1. ``wire``, ``chat``, ``failures``, ``journal``, ``util``, ``logs``, ``scenario`` (schema and
-   errors): messages, taxonomy, the journal file, the scenario's shape.
+1. ``wire``, ``chat``, ``failures``, ``journal``, ``util``, ``logs``, ``energy``, ``scenario``
+   (schema and errors): messages, taxonomy, the journal file, the scenario's shape.
 2. ``bus/``, ``engines/``, ``tools/``, ``tasks/``: transport, models, tools, task suites.
 3. ``agent/``: the agent process.
 4. ``protocols/``, ``environments/``: what agents do together, over the driver API.

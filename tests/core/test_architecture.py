@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "agentsim.journal": 0,
     "agentsim.util": 0,
     "agentsim.logs": 0,
+    "agentsim.energy": 0,  # RAPL / NVML counters: the standard library only
     "agentsim.scenario": 0,  # schema + errors: import nothing of the runtime
     "agentsim.bus": 1,
     "agentsim.engines": 1,
@@ -53,6 +54,7 @@ OVERSIZE: dict[str, tuple[int, str]] = {
     "engines/mlc/kernels.py": (2000, "kernel definitions (TVM TIR)"),
     "engines/mlc/attention.py": (2000, "kernel definitions (TVM TIR)"),
     "agent/core.py": (420, "402 lines; being reworked by the identity issue, split it there"),
+    "tasks/synth.py": (420, "404 lines, most of them word lists for the generated tasks"),
 }
 
 Graph = dict[str, set[str]]
