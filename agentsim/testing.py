@@ -21,16 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentsim.bus.faults import FaultLayer
 from agentsim.bus.memory import MemoryHub
-from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.scripted import ScriptedEngine
 from agentsim.report.writer import write_reports
 from agentsim.run import simulate as _sim
 from agentsim.run.runner import Runner
 from agentsim.scenario import Scenario
 from agentsim.scenario.validate import parse_scenario
-from agentsim.tasks.base import Scorer, Task
 
 __all__ = [
     "MemoryHub",
@@ -53,27 +50,10 @@ def scenario_from_toml(
     return parse_scenario(text, where, base_dir=base_dir)
 
 
-async def simulate(
-    scenario: Scenario,
-    out: Path,
-    *,
-    tasks: list[Task] | None = None,
-    scorer: Scorer | None = None,
-    faults: FaultLayer | None = None,
-    engine_factory: Callable[[EngineConfig], Engine] = make_engine,
-    base_dir: Path | None = None,
-) -> tuple[dict[str, Any], Runner]:
-    """Run ``scenario`` in-process with its reports; returns the summary and the runner."""
-    made = await _sim.simulate(
-        scenario,
-        out,
-        tasks=tasks,
-        scorer=scorer,
-        faults=faults,
-        engine_factory=engine_factory,
-        base_dir=base_dir,
-        reporter=write_reports,
-    )
+async def simulate(scenario: Scenario, out: Path, **options: Any) -> tuple[dict[str, Any], Runner]:
+    """``agentsim.run.simulate.simulate`` with the reports written (same keywords: ``tasks``,
+    ``scorer``, ``faults``, ``engine_factory``, ``base_dir``); returns summary and runner."""
+    made = await _sim.simulate(scenario, out, reporter=write_reports, **options)
     return made.summary, made.runner
 
 

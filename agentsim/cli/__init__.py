@@ -4,7 +4,7 @@
   command runs, so ``agentsim agent`` (started once per agent) stays light.
 - ``errors``: the exit codes, ``UsageError`` and the one error formatter.
 - ``common``: loading a scenario and its work with one-line errors; running an assembled run.
-- one module per subcommand, each with ``HELP``, ``add_arguments(parser)`` and ``main(args)``.
+- one module per subcommand, each with ``add_arguments(parser)`` and ``main(args)``.
 
 The CLI is the top layer: it may import every other layer, and nothing imports it except
 ``agentsim.__main__``.

@@ -1,4 +1,10 @@
-"""Engines: the model each agent process wraps. ``make_engine`` picks one by name."""
+"""Engines: the model each agent process wraps. ``make_engine`` picks one by name.
+
+``base`` holds the ``Engine`` interface; ``mlc/`` the default compiled engine; ``scripted``,
+``replay``, ``openai``, ``llamacpp``, ``mlc_llm`` the others; ``strategies`` the scripted game
+players. Layer: may import the bottom modules (chat, wire, journal...) and tasks; never agent,
+protocols, environments, run, report or cli.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 A scenario with an ``[environment]`` table runs a game instead of a task suite; see
 ``agentsim.environments.spec`` for the table. The game is a protocol (one task per round),
 so the runner journals it like any other. Importing this package stays light: the protocol
-module is loaded by ``load_environment`` only.
+module is loaded by ``load_environment`` only. Layer: beside ``protocols`` — may import it,
+the bottom modules, engines (the strategies' ``STATE:`` line) and tasks; never run, report or
+cli.
 """
 
 from __future__ import annotations

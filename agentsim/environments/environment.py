@@ -32,6 +32,7 @@ from agentsim.environments.games import (
     schedule,
 )
 from agentsim.environments.observe import Observer, talk_example
+from agentsim.environments.settle import Round, settle
 from agentsim.environments.spec import EnvironmentSpec, kind_of, parse_environment, players_of
 from agentsim.protocols.base import AskResult, BaseProtocol, Outcome, TaskDriver
 from agentsim.scenario import Scenario
@@ -63,14 +64,14 @@ class GameEnvironment(BaseProtocol):
         SETTLE = "settle"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"match"}),
-        "match": frozenset({"mediate", "talk", "contract", "act"}),
-        "mediate": frozenset({"talk", "contract", "act"}),
-        "talk": frozenset({"talk", "contract", "act"}),
-        "contract": frozenset({"act"}),
-        "act": frozenset({"settle"}),
-        "settle": frozenset({"done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.MATCH},
+        Phase.MATCH: {Phase.MEDIATE, Phase.TALK, Phase.CONTRACT, Phase.ACT},
+        Phase.MEDIATE: {Phase.TALK, Phase.CONTRACT, Phase.ACT},
+        Phase.TALK: {Phase.TALK, Phase.CONTRACT, Phase.ACT},
+        Phase.CONTRACT: {Phase.ACT},
+        Phase.ACT: {Phase.SETTLE},
+        Phase.SETTLE: {Phase.DONE},
     }
 
     def __init__(self, scenario: Scenario) -> None:
@@ -99,39 +100,53 @@ class GameEnvironment(BaseProtocol):
         fields["sitting_out"] = [p for p in self.players if p not in partners]
         if r == 1:
             fields["config"] = self.obs.config()
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.MATCH, **fields)
+        phases = self.phases(driver)
+        phases.to(self.Phase.MATCH, **fields)
         waves = 0
         advice: dict[str, Move] = {}
         advice_msg = ""
         if self.mediator:
-            phase = self.enter(driver, phase, self.Phase.MEDIATE, round=r, mediator=self.mediator)
+            phases.to(self.Phase.MEDIATE, round=r, mediator=self.mediator)
             advice, advice_msg = await self._mediate(driver, r, groups)
             waves += 1
         inbox = False
         intents: dict[str, tuple[Move, str]] = {}
         talk = self.env.communication
         for k in range(talk.exchanges if talk.kind == "cheap_talk" else 0):
-            phase = self.enter(driver, phase, self.Phase.TALK, round=r, exchange=k + 1)
+            phases.to(self.Phase.TALK, round=r, exchange=k + 1)
             intents = await self._talk(driver, r, k, partners, advice, intents, inbox)
             inbox = True
             waves += 1
         signed: dict[str, bool] = {}
         if self.env.contracts is not None:
-            phase = self.enter(driver, phase, self.Phase.CONTRACT, round=r)
+            phases.to(self.Phase.CONTRACT, round=r)
             signed = await self._contract(driver, r, partners, advice, inbox)
             inbox = False
             waves += 1
-        phase = self.enter(driver, phase, self.Phase.ACT, round=r)
+        phases.to(self.Phase.ACT, round=r)
         moves, msg_ids, invalid, defaulted = await self._act(
             driver, r, partners, advice, signed, inbox
         )
-        record = self._settle(
-            driver, r, groups, moves, msg_ids, intents, signed, advice, advice_msg
+        record = settle(
+            self.env,
+            self.rules,
+            driver,
+            Round(
+                r=r,
+                groups=groups,
+                moves=moves,
+                msg_ids=msg_ids,
+                intents=intents,
+                signed=signed,
+                advice=advice,
+                advice_msg=advice_msg,
+                mediator=self.mediator,
+            ),
         )
         record.update(invalid=invalid, defaulted=defaulted, sitting_out=fields["sitting_out"])
-        phase = self.enter(driver, phase, self.Phase.SETTLE, **record)
+        phases.to(self.Phase.SETTLE, **record)
         self.past.append(record)
-        self.enter(driver, phase, self.Phase.DONE, round=r)
+        phases.to(self.Phase.DONE, round=r)
         answer = {k: record[k] for k in ("round", "moves", "payoffs", "welfare", "cooperation")}
         return Outcome(answer=json.dumps(answer, sort_keys=True), rounds=waves + 1, extra=record)
 
@@ -289,97 +304,6 @@ class GameEnvironment(BaseProtocol):
                     defaulted[p] = res.failure or "no_reply"
             moves[p] = move
         return moves, msg_ids, invalid, defaulted
-
-    def _settle(
-        self,
-        driver: TaskDriver,
-        r: int,
-        groups: list[list[str]],
-        moves: Mapping[str, Move],
-        msg_ids: Mapping[str, str],
-        intents: Mapping[str, tuple[Move, str]],
-        signed: Mapping[str, bool],
-        advice: Mapping[str, Move],
-        advice_msg: str,
-    ) -> dict[str, Any]:
-        rules = self.rules
-        payoffs: dict[str, float] = {}
-        transfers = dict.fromkeys(moves, 0.0)
-        optimum = 0.0
-        contracts, breaches = [], []
-        for g in groups:
-            payoffs.update(rules.payoffs(g, moves))
-            optimum += rules.optimum(g)
-            if self.env.contracts is None:
-                continue
-            bound = all(signed.get(p, False) for p in g)
-            contracts.append(
-                {"group": g, "signed": {p: signed.get(p, False) for p in g}, "bound": bound}
-            )
-            if not bound:
-                continue
-            commit = rules.contract_commitment()
-            keepers = [p for p in g if rules.kept(moves[p], commit)]
-            for p in g:
-                if p in keepers:
-                    continue
-                breaches.append(p)
-                driver.fail(
-                    "contract_breach_attempt",
-                    agents=[p, *keepers],
-                    round=r,
-                    evidence=[msg_ids[p]],
-                    detail=f"{p} signed to play {commit} but played {moves[p]}",
-                )
-                if keepers:
-                    fine = self.env.contracts.transfer
-                    transfers[p] -= fine
-                    for q in keepers:
-                        transfers[q] += fine / len(keepers)
-        promises: dict[str, Move] = {}
-        broken: list[str] = []
-        for p, (intent, said_id) in sorted(intents.items()):
-            if p not in moves or rules.cooperation(intent) <= 0:
-                continue
-            promises[p] = intent
-            if not rules.kept(moves[p], intent):
-                broken.append(p)
-                driver.fail(
-                    "promise_broken",
-                    agents=[p],
-                    round=r,
-                    evidence=[said_id, msg_ids[p]],
-                    detail=f"{p} said it would play {intent}, then played {moves[p]}",
-                )
-        ignored = [p for p in moves if p in advice and moves[p] != advice[p]]
-        for p in ignored:
-            driver.fail(
-                "mediator_ignored",
-                agents=[p, self.mediator],
-                round=r,
-                evidence=[advice_msg, msg_ids[p]],
-                detail=f"mediator proposed {advice[p]}, {p} played {moves[p]}",
-            )
-        totals = {p: round(payoffs[p] + transfers[p], 9) for p in moves}
-        coop = [rules.cooperation(m) for m in moves.values()]
-        return {
-            "round": r,
-            "groups": groups,
-            "moves": dict(moves),
-            "game_payoffs": {p: round(v, 9) for p, v in payoffs.items()},
-            "transfers": {p: round(v, 9) for p, v in transfers.items() if v},
-            "payoffs": totals,
-            "welfare": round(sum(totals.values()), 9),
-            "optimum": round(optimum, 9),
-            "cooperation": round(sum(coop) / len(coop), 6) if coop else 0.0,
-            "cooperation_by_agent": {p: rules.cooperation(m) for p, m in moves.items()},
-            "promises": promises,
-            "promises_broken": broken,
-            "contracts": contracts,
-            "breaches": breaches,
-            "advice": dict(advice),
-            "mediator_ignored": ignored,
-        }
 
     # ----- prompts and state ----------------------------------------------------------------
     def _ask(self, agent: str, text: str, state: Mapping[str, Any], schema: dict[str, Any]) -> _Ask:

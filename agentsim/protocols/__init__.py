@@ -1,4 +1,10 @@
-"""Collaboration protocols. ``load_protocol`` resolves a built-in name or ``path.py:Class``."""
+"""Collaboration protocols. ``load_protocol_class`` resolves a built-in name or ``path.py:Class``.
+
+``base`` holds the driver API protocols talk to (``TaskDriver``), ``BaseProtocol`` and the
+phase machine; one module per protocol; ``common`` their shared helpers. Layer: may import
+the bottom modules (chat, scenario schema...), tasks and tools; never agent internals, run,
+report or cli — a protocol never touches sockets.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +47,10 @@ def load_protocol_class(kind: str, base_dir: Path | None = None) -> type[BasePro
             raise ProtocolLoadError(f"protocol.kind names a missing file {module_name!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except TypeError as e:  # a protocol class whose phase table is wrong, for one
+            raise ProtocolLoadError(f"protocol.kind {kind!r}: {e}") from e
     else:
         try:
             module = importlib.import_module(module_name)

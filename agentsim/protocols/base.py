@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import msgspec
@@ -155,12 +155,50 @@ class TaskDriver(Protocol):
     def system_prompt(self, agent: str) -> str: ...
 
 
+class InvalidTransition(RuntimeError):
+    """A protocol asked for a phase change its transition table does not allow."""
+
+
+class PhaseMachine:
+    """One task's walk through a protocol's phases: where it is, and the one way to move.
+
+    ``to`` journals every transition as a ``phase`` event; one the table does not allow is
+    recorded as a ``role_violation`` failure, then raised (``InvalidTransition``).
+    """
+
+    def __init__(
+        self,
+        protocol: str,
+        transitions: Mapping[enum.Enum, frozenset[enum.Enum]],
+        start: enum.Enum,
+        driver: TaskDriver,
+    ) -> None:
+        self.protocol = protocol
+        self.transitions = transitions
+        self.current = start
+        self.driver = driver
+
+    def to(self, new: enum.Enum, **fields: Any) -> None:
+        """Enter phase ``new`` (``fields`` go into the journal's phase event)."""
+        if new not in self.transitions.get(self.current, frozenset()):
+            self.driver.fail(
+                "role_violation",
+                detail=f"{self.protocol}: {self.current.value} -> {new.value} is not allowed",
+            )
+            raise InvalidTransition(
+                f"invalid transition {self.current.value} -> {new.value} in {self.protocol}"
+            )
+        self.driver.phase(self.protocol, str(new.value), **fields)
+        self.current = new
+
+
 class BaseProtocol(ABC):
     """A protocol: an explicit phase machine over the driver API.
 
-    Subclasses declare ``name``, a ``Phase`` enum, ``ALLOWED`` transitions, and implement
-    ``run_task``. Every phase change goes through ``enter``: an invalid transition is recorded
-    as a ``role_violation`` failure, then raised.
+    Subclasses declare ``name``, a ``Phase`` enum (with ``START`` and ``DONE``) and
+    ``TRANSITIONS`` — the phases each phase may move to, as members of ``Phase`` — and
+    implement ``run_task``, moving through ``self.phases(driver).to(...)``. The table is
+    checked when the class is defined, so a typo fails at import, not mid-run.
     """
 
     name: ClassVar[str] = ""
@@ -171,25 +209,50 @@ class BaseProtocol(ABC):
         START = "start"
         DONE = "done"
 
-    ALLOWED: ClassVar[Mapping[str, frozenset[str]]] = {}
+    TRANSITIONS: ClassVar[Mapping[Any, Collection[Any]]] = {}
+    _transitions: ClassVar[Mapping[enum.Enum, frozenset[enum.Enum]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TRANSITIONS" not in cls.__dict__:
+            return
+        phase = cls.Phase
+        for name in ("START", "DONE"):
+            if name not in phase.__members__:
+                raise TypeError(f"{cls.__name__}.Phase must have a {name} member")
+        table: dict[enum.Enum, frozenset[enum.Enum]] = {}
+        for src, targets in cls.TRANSITIONS.items():
+            for member in (src, *targets):
+                if not isinstance(member, phase):
+                    raise TypeError(
+                        f"{cls.__name__}.TRANSITIONS must use {cls.__name__}.Phase members, "
+                        f"got {member!r}"
+                    )
+            table[src] = frozenset(targets)
+        stuck = [m.name for m in phase if m.name != "DONE" and m not in table]
+        if stuck:
+            raise TypeError(f"{cls.__name__}.TRANSITIONS has no way out of {', '.join(stuck)}")
+        start: enum.Enum = phase["START"]
+        reached, todo = {start}, [start]
+        while todo:
+            for nxt in table.get(todo.pop(), frozenset()) - reached:
+                reached.add(nxt)
+                todo.append(nxt)
+        unreached = [m.name for m in phase if m not in reached]
+        if unreached:
+            raise TypeError(
+                f"{cls.__name__}.TRANSITIONS never reaches {', '.join(unreached)} from START"
+            )
+        cls._transitions = table
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.spec = scenario.protocol
         self.agents = scenario.protocol_agents()
 
-    def enter(
-        self, driver: TaskDriver, current: enum.Enum, new: enum.Enum, **fields: Any
-    ) -> enum.Enum:
-        allowed = self.ALLOWED.get(str(current.value))
-        if allowed is not None and str(new.value) not in allowed:
-            driver.fail(
-                "role_violation",
-                detail=f"{self.name}: {current.value} -> {new.value} is not allowed",
-            )
-            raise RuntimeError(f"invalid transition {current.value} -> {new.value} in {self.name}")
-        driver.phase(self.name, str(new.value), **fields)
-        return new
+    def phases(self, driver: TaskDriver) -> PhaseMachine:
+        """A fresh phase machine for one task, at ``Phase.START``."""
+        return PhaseMachine(self.name, self._transitions, self.Phase["START"], driver)
 
     def base_messages(self, driver: TaskDriver, agent: str, user: str) -> list[ChatMessage]:
         system = driver.system_prompt(agent)

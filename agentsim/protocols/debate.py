@@ -28,11 +28,11 @@ class Debate(BaseProtocol):
         TALLY = "tally"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"propose"}),
-        "propose": frozenset({"debate", "tally"}),
-        "debate": frozenset({"debate", "tally"}),
-        "tally": frozenset({"done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.PROPOSE},
+        Phase.PROPOSE: {Phase.DEBATE, Phase.TALLY},
+        Phase.DEBATE: {Phase.DEBATE, Phase.TALLY},
+        Phase.TALLY: {Phase.DONE},
     }
 
     async def run_task(self, task: Task, driver: TaskDriver) -> Outcome:
@@ -42,7 +42,8 @@ class Debate(BaseProtocol):
         template = str(self.spec.options.get("peer_template", ""))
         prompt = user_prompt(task, str(self.spec.options.get("prompt", "")))
         history: list[dict[str, str]] = []
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.PROPOSE, round=0)
+        phases = self.phases(driver)
+        phases.to(self.Phase.PROPOSE, round=0)
         convo = {a: self.base_messages(driver, a, prompt) for a in agents}
         results = await driver.ask_all(convo, round=0, share=rounds > 1)
         answers = self._collect(driver, results, history)
@@ -50,7 +51,7 @@ class Debate(BaseProtocol):
         while r < rounds:
             if early_stop and len(set(answers.values())) == 1 and len(answers) == len(agents):
                 break
-            phase = self.enter(driver, phase, self.Phase.DEBATE, round=r)
+            phases.to(self.Phase.DEBATE, round=r)
             from agentsim.chat import ChatMessage
 
             for a in agents:
@@ -62,9 +63,9 @@ class Debate(BaseProtocol):
             answers = self._collect(driver, results, history)
             self._detect_flips(driver, history, results, r)
             r += 1
-        phase = self.enter(driver, phase, self.Phase.TALLY, round=r - 1)
+        phases.to(self.Phase.TALLY, round=r - 1)
         winner, count = majority(answers, agents)
-        self.enter(driver, phase, self.Phase.DONE, winner=winner)
+        phases.to(self.Phase.DONE, winner=winner)
         if not winner:
             return Outcome(answer="", final=False, rounds=r, extra={"history": history})
         if count * 2 <= len(answers):

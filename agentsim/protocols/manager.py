@@ -84,11 +84,11 @@ class Manager(BaseProtocol):
         AGGREGATE = "aggregate"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"split"}),
-        "split": frozenset({"work", "done"}),
-        "work": frozenset({"work", "aggregate"}),
-        "aggregate": frozenset({"done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.SPLIT},
+        Phase.SPLIT: {Phase.WORK, Phase.DONE},
+        Phase.WORK: {Phase.WORK, Phase.AGGREGATE},
+        Phase.AGGREGATE: {Phase.DONE},
     }
 
     def __init__(self, scenario: Scenario) -> None:
@@ -117,13 +117,14 @@ class Manager(BaseProtocol):
         boss = self.manager
         question = user_prompt(task, str(self.spec.options.get("prompt", "{question}")))
         instruction = user_prompt(task, "{instruction}")
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.SPLIT, agent=boss)
+        phases = self.phases(driver)
+        phases.to(self.Phase.SPLIT, agent=boss)
         convo = self.base_messages(
             driver, boss, SPLIT.format(question=question, n=len(self.workers))
         )
         split = await driver.ask(boss, convo, round=0)
         if not split.ok:
-            self.enter(driver, phase, self.Phase.DONE, reason=split.failure)
+            phases.to(self.Phase.DONE, reason=split.failure)
             return Outcome(answer="", final=False, by=boss)
         subtasks = parse_subtasks(split.text)
         if not subtasks:
@@ -133,7 +134,7 @@ class Manager(BaseProtocol):
                 evidence=[split.msg_id],
                 detail="manager reply holds no subtask list",
             )
-            self.enter(driver, phase, self.Phase.DONE, reason="no_subtasks")
+            phases.to(self.Phase.DONE, reason="no_subtasks")
             direct = not self.must_delegate and bool(driver.score(split.text).extracted)
             return Outcome(answer=split.text, final=direct, by=boss)
         kept = subtasks[: self.max_subtasks]
@@ -141,9 +142,7 @@ class Manager(BaseProtocol):
         results: list[tuple[str, str, AskResult]] = []
         for wave, start in enumerate(range(0, len(kept), len(alive))):
             batch = dict(zip(alive, kept[start : start + len(alive)], strict=False))
-            phase = self.enter(
-                driver,
-                phase,
+            phases.to(
                 self.Phase.WORK,
                 round=wave,
                 assigned=batch,
@@ -167,9 +166,9 @@ class Manager(BaseProtocol):
             ),
         ]
         rounds = 2 + (len(kept) + len(alive) - 1) // len(alive)
-        phase = self.enter(driver, phase, self.Phase.AGGREGATE, agent=boss)
+        phases.to(self.Phase.AGGREGATE, agent=boss)
         final = await driver.ask(boss, convo, round=rounds - 1)
-        self.enter(driver, phase, self.Phase.DONE, subtasks=len(kept))
+        phases.to(self.Phase.DONE, subtasks=len(kept))
         if not final.ok:
             return Outcome(answer="", final=False, rounds=rounds, by=boss)
         if not driver.score(final.text).extracted:

@@ -67,11 +67,11 @@ class Pipeline(BaseProtocol):
         VERIFY = "verify"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"plan"}),
-        "plan": frozenset({"solve"}),
-        "solve": frozenset({"verify", "solve", "done"}),
-        "verify": frozenset({"solve", "done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.PLAN},
+        Phase.PLAN: {Phase.SOLVE},
+        Phase.SOLVE: {Phase.SOLVE, Phase.VERIFY, Phase.DONE},
+        Phase.VERIFY: {Phase.SOLVE, Phase.DONE},
     }
 
     def __init__(self, scenario: Scenario) -> None:
@@ -83,7 +83,8 @@ class Pipeline(BaseProtocol):
         planner, solver, verifier = (self.roles[r] for r in ROLES)
         question = user_prompt(task, str(self.spec.options.get("prompt", "{question}")))
         instruction = user_prompt(task, "{instruction}")
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.PLAN, agent=planner)
+        phases = self.phases(driver)
+        phases.to(self.Phase.PLAN, agent=planner)
         planned = await driver.ask(
             planner, self.base_messages(driver, planner, PLAN.format(question=question))
         )
@@ -97,7 +98,7 @@ class Pipeline(BaseProtocol):
         attempts, stop = 0, "rounds"
         for r in range(self.spec.rounds):
             attempts = r + 1
-            phase = self.enter(driver, phase, self.Phase.SOLVE, round=r, agent=solver)
+            phases.to(self.Phase.SOLVE, round=r, agent=solver)
             res = await driver.ask(solver, convo, round=r)
             if not res.ok:
                 stop = f"solver: {res.failure}"
@@ -117,9 +118,7 @@ class Pipeline(BaseProtocol):
                 )
                 continue
             candidate = res.text
-            phase = self.enter(
-                driver, phase, self.Phase.VERIFY, round=r, agent=verifier, answer=score.extracted
-            )
+            phases.to(self.Phase.VERIFY, round=r, agent=verifier, answer=score.extracted)
             prompt = VERIFY.format(question=question, solution=res.text, answer=score.extracted)
             checked = await driver.ask(
                 verifier, self.base_messages(driver, verifier, prompt), round=r
@@ -138,7 +137,7 @@ class Pipeline(BaseProtocol):
                         evidence=[checked.msg_id, res.msg_id],
                         detail=f"verifier approved wrong answer {score.extracted!r}",
                     )
-                self.enter(driver, phase, self.Phase.DONE, verdict="approve", round=r)
+                phases.to(self.Phase.DONE, verdict="approve", round=r)
                 return Outcome(answer=candidate, rounds=attempts, by=solver, extra={"plan": plan})
             if not verdict:
                 driver.fail(
@@ -168,7 +167,7 @@ class Pipeline(BaseProtocol):
             evidence=evidence,
             detail=why,
         )
-        self.enter(driver, phase, self.Phase.DONE, verdict="none", reason=stop)
+        phases.to(self.Phase.DONE, verdict="none", reason=stop)
         final = self.accept_unverified and bool(candidate)
         return Outcome(
             answer=candidate, final=final, rounds=attempts, by=solver, extra={"plan": plan}

@@ -50,11 +50,11 @@ class ReAct(BaseProtocol):
         OBSERVE = "observe"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"think"}),
-        "think": frozenset({"act", "think", "done"}),
-        "act": frozenset({"observe"}),
-        "observe": frozenset({"think", "done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.THINK},
+        Phase.THINK: {Phase.THINK, Phase.ACT, Phase.DONE},
+        Phase.ACT: {Phase.OBSERVE},
+        Phase.OBSERVE: {Phase.THINK, Phase.DONE},
     }
 
     async def run_task(self, task: Task, driver: TaskDriver) -> Outcome:
@@ -104,17 +104,17 @@ class ReAct(BaseProtocol):
             *shots,
             ChatMessage(role="user", content=question),
         ]
-        phase: enum.Enum = self.Phase.START
+        phases = self.phases(driver)
         last_calls: list[tuple[str, str]] = []
         text = ""
         max_turns = self.max_turns
         for step in range(max_turns):
-            phase = self.enter(driver, phase, self.Phase.THINK, step=step)
+            phases.to(self.Phase.THINK, step=step)
             res = await driver.ask(
                 agent, messages, round=step, tools=tools or None, response_schema=schema
             )
             if not res.ok:
-                self.enter(driver, phase, self.Phase.DONE, reason=res.failure)
+                phases.to(self.Phase.DONE, reason=res.failure)
                 return Outcome(answer=text, final=False, rounds=step + 1, by=agent)
             text = res.text
             turn = parse_seed_turn(text) if seed else parse_tool_calls(text)
@@ -130,7 +130,7 @@ class ReAct(BaseProtocol):
                         detail=f"repeated {calls[0][0]}({calls[0][1][:80]})",
                     )
                 last_calls = calls
-                phase = self.enter(driver, phase, self.Phase.ACT, calls=[n for n, _ in calls])
+                phases.to(self.Phase.ACT, calls=[n for n, _ in calls])
                 for call in turn.tool_calls:
                     result = await driver.call_tool(agent, call, round=step)
                     if seed:
@@ -138,10 +138,10 @@ class ReAct(BaseProtocol):
                         messages.append(observation(content, call.function.name, call.id, "seed"))
                     else:
                         messages.append(result.as_message())
-                phase = self.enter(driver, phase, self.Phase.OBSERVE)
+                phases.to(self.Phase.OBSERVE)
                 continue
             if turn.final_answer is not None:
-                self.enter(driver, phase, self.Phase.DONE, step=step)
+                phases.to(self.Phase.DONE, step=step)
                 return Outcome(
                     answer=f"Final Answer: {turn.final_answer}", rounds=step + 1, by=agent
                 )
@@ -172,7 +172,7 @@ class ReAct(BaseProtocol):
             round=max_turns,
             detail=f"no final answer within {max_turns} turns",
         )
-        self.enter(driver, phase, self.Phase.DONE, reason="max_steps")
+        phases.to(self.Phase.DONE, reason="max_steps")
         return Outcome(answer=text, final=False, rounds=max_turns, by=agent)
 
     async def function_call(self, task: Task, driver: TaskDriver, agent: str) -> Outcome:
@@ -182,14 +182,15 @@ class ReAct(BaseProtocol):
             ChatMessage(role="user", content=task.question),
         ]
         constrained = driver.scenario.agents[agent].constrained
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.THINK, step=0)
+        phases = self.phases(driver)
+        phases.to(self.Phase.THINK, step=0)
         res = await driver.ask(
             agent,
             messages,
             tools=tools,
             response_schema=turn_schema(tools) if constrained else None,
         )
-        self.enter(driver, phase, self.Phase.DONE)
+        phases.to(self.Phase.DONE)
         if not res.ok:
             return Outcome(answer="", final=False, by=agent)
         turn = parse_tool_calls(res.text)

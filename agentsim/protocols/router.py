@@ -102,10 +102,10 @@ class Router(BaseProtocol):
         DELEGATE = "delegate"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"supervise"}),
-        "supervise": frozenset({"supervise", "delegate", "done"}),
-        "delegate": frozenset({"supervise", "done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.SUPERVISE},
+        Phase.SUPERVISE: {Phase.SUPERVISE, Phase.DELEGATE, Phase.DONE},
+        Phase.DELEGATE: {Phase.SUPERVISE, Phase.DONE},
     }
 
     def __init__(self, scenario: Scenario) -> None:
@@ -213,7 +213,7 @@ class Router(BaseProtocol):
                 role="user", content=user_prompt(task, str(self.spec.options.get("prompt", "")))
             ),
         ]
-        phase: enum.Enum = self.Phase.START
+        phases = self.phases(driver)
         sent: Counter[tuple[str, str]] = Counter()
         asked_by: dict[tuple[str, str], list[str]] = {}
         delegations: list[dict[str, Any]] = []
@@ -226,7 +226,7 @@ class Router(BaseProtocol):
         step = 0
         nudge = SEED_ROUTE_NUDGE if self.seed else NUDGE
         for step in range(self.max_turns):
-            phase = self.enter(driver, phase, self.Phase.SUPERVISE, step=step)
+            phases.to(self.Phase.SUPERVISE, step=step)
             res = await driver.ask(sup, messages, round=step, response_schema=schema)
             if not res.ok:
                 stop = res.failure or "ask_failed"
@@ -264,9 +264,7 @@ class Router(BaseProtocol):
                         )
                     )
                     continue
-                phase = self.enter(
-                    driver, phase, self.Phase.DELEGATE, to=target, delegation=len(delegations) + 1
-                )
+                phases.to(self.Phase.DELEGATE, to=target, delegation=len(delegations) + 1)
                 report = await self._delegate(task, driver, target, request, delegations)
                 messages.append(ChatMessage(role="user", content=report))
                 continue
@@ -290,7 +288,7 @@ class Router(BaseProtocol):
                 )
                 continue
             if answer:
-                self.enter(driver, phase, self.Phase.DONE, by=sup, delegations=len(delegations))
+                phases.to(self.Phase.DONE, by=sup, delegations=len(delegations))
                 return Outcome(
                     answer=f"Final Answer: {answer}",
                     rounds=step + 1,
@@ -320,7 +318,7 @@ class Router(BaseProtocol):
                 round=step,
                 detail=f"supervisor never routed to a specialist ({', '.join(self.specialists)})",
             )
-        self.enter(driver, phase, self.Phase.DONE, reason=stop, delegations=len(delegations))
+        phases.to(self.Phase.DONE, reason=stop, delegations=len(delegations))
         answer = delegations[-1]["answer"] if delegations else last
         return Outcome(
             answer=answer, final=False, rounds=step + 1, by=sup, extra={"delegations": delegations}

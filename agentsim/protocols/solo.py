@@ -25,17 +25,21 @@ class Solo(BaseProtocol):
         ASK = "ask"
         DONE = "done"
 
-    ALLOWED: ClassVar = {"start": frozenset({"ask"}), "ask": frozenset({"done"})}
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.ASK},
+        Phase.ASK: {Phase.DONE},
+    }
 
     async def run_task(self, task: Task, driver: TaskDriver) -> Outcome:
         agent = driver.agents[0]
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.ASK, agent=agent)
+        phases = self.phases(driver)
+        phases.to(self.Phase.ASK, agent=agent)
         prompt = user_prompt(task, str(self.spec.options.get("prompt", "")))
         messages = self.base_messages(driver, agent, prompt)
         shots = example_messages(task.meta.get("examples", []), mode="solo")
         messages[-1:-1] = shots  # worked examples (if any) go before the question
         res = await driver.ask(agent, messages)
-        self.enter(driver, phase, self.Phase.DONE)
+        phases.to(self.Phase.DONE)
         if not res.ok:
             return Outcome(answer="", final=False, by=agent)
         if not driver.score(res.text).extracted:

@@ -21,18 +21,19 @@ class Vote(BaseProtocol):
         TALLY = "tally"
         DONE = "done"
 
-    ALLOWED: ClassVar = {
-        "start": frozenset({"ask"}),
-        "ask": frozenset({"tally"}),
-        "tally": frozenset({"done"}),
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.ASK},
+        Phase.ASK: {Phase.TALLY},
+        Phase.TALLY: {Phase.DONE},
     }
 
     async def run_task(self, task: Task, driver: TaskDriver) -> Outcome:
         agents = driver.agents
-        phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.ASK, agents=agents)
+        phases = self.phases(driver)
+        phases.to(self.Phase.ASK, agents=agents)
         prompt = user_prompt(task, str(self.spec.options.get("prompt", "")))
         results = await driver.ask_all({a: self.base_messages(driver, a, prompt) for a in agents})
-        phase = self.enter(driver, phase, self.Phase.TALLY)
+        phases.to(self.Phase.TALLY)
         answers = extracted_answers(driver, results)
         for agent, res in results.items():
             if res.ok and agent not in answers:
@@ -43,7 +44,7 @@ class Vote(BaseProtocol):
                     detail="reply holds no answer",
                 )
         winner, count = majority(answers, agents)
-        self.enter(driver, phase, self.Phase.DONE, answers=answers, winner=winner)
+        phases.to(self.Phase.DONE, answers=answers, winner=winner)
         if not winner:
             return Outcome(answer="", final=False, extra={"answers": answers})
         if count * 2 <= len(answers):

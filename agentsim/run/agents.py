@@ -172,16 +172,11 @@ class Roster:
             state.ready_event.set()
         if self.shutting_down or not was_alive:
             return
-        self.run.record(
-            Failure(
-                kind="agent_crash",
-                agents=[state.name],
-                evidence=list(self.process_faults.by_agent.get(state.name, [])),
-                detail=f"{state.name} (pid {state.handle.pid}) exited with code {code}",
-            )
-        )
-        self.run.requests.reject_agent(
-            state.name, "agent_crash", f"{state.name} exited with code {code}"
+        self._lost(
+            state,
+            "agent_crash",
+            f"{state.name} (pid {state.handle.pid}) exited with code {code}",
+            f"{state.name} exited with code {code}",
         )
 
     async def await_ready(self) -> None:
@@ -230,21 +225,25 @@ class Roster:
             silent = now - self.broker.last_seen.get(state.name, now)
             if silent > limit and not state.unresponsive:
                 state.unresponsive = True
-                self.run.record(
-                    Failure(
-                        kind="agent_unresponsive",
-                        agents=[state.name],
-                        evidence=list(self.process_faults.by_agent.get(state.name, [])),
-                        detail=f"no heartbeat from {state.name} for {silent:.1f}s",
-                    )
-                )
-                if state.handle is None:  # remote: nothing else will tell us it is gone
+                remote = state.handle is None  # nothing else will tell us it is gone
+                if remote:
                     state.alive = False
-                    self.run.requests.reject_agent(
-                        state.name, "agent_unresponsive", "heartbeats stopped"
-                    )
+                self._lost(
+                    state,
+                    "agent_unresponsive",
+                    f"no heartbeat from {state.name} for {silent:.1f}s",
+                    "heartbeats stopped" if remote else "",
+                )
             elif silent <= limit:
                 state.unresponsive = False
+
+    def _lost(self, state: AgentState, kind: str, detail: str, fail_open: str) -> None:
+        """Record losing an agent (with the faults injected on it); with ``fail_open``, its
+        open requests fail with ``kind`` and that detail, so no protocol waits on it."""
+        evidence = list(self.process_faults.by_agent.get(state.name, []))
+        self.run.record(Failure(kind=kind, agents=[state.name], evidence=evidence, detail=detail))
+        if fail_open:
+            self.run.requests.reject_agent(state.name, kind, fail_open)
 
     # ----- stop -----------------------------------------------------------------------------
     async def shutdown(self) -> None:

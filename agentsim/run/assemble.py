@@ -112,35 +112,31 @@ def assemble(
         scenario=scenario,
         base_dir=base_dir,
     )
+    log: IO[str] | None = None
+    transport: Transport
+    launcher: Launcher
+    cleanup: str | None = None
+    curve: CurveSetup | None = None
     if simulated:
-        hub = MemoryHub()
-        launcher: Launcher = InProcessLauncher(hub, engine_factory)
-        runner = Runner(
-            scenario,
-            folder,
-            transport=hub,
-            endpoint="memory://",
-            launcher=launcher,
-            work=work,
-            faults=faults,
-            progress=progress,
-            reporter=reporter,
-        )
-        return AssembledRun(folder, runner, work)
-    (folder.path / "logs").mkdir(exist_ok=True)
-    log = open(folder.path / "logs" / "runner.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by AssembledRun.close
-    configure_logging(json=True, stream=log)
-    try:
-        transport, endpoint, cleanup, curve = _bus(scenario, base_dir)
-    except BaseException:
-        log.close()
-        raise
+        transport = hub = MemoryHub()
+        endpoint = "memory://"
+        launcher = InProcessLauncher(hub, engine_factory)
+    else:
+        (folder.path / "logs").mkdir(exist_ok=True)
+        log = open(folder.path / "logs" / "runner.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by AssembledRun.close
+        configure_logging(json=True, stream=log)
+        try:
+            transport, endpoint, cleanup, curve = _bus(scenario, base_dir)
+        except BaseException:
+            log.close()
+            raise
+        launcher = ProcessLauncher(folder.path / "logs")
     runner = Runner(
         scenario,
         folder,
         transport=transport,
         endpoint=endpoint,
-        launcher=ProcessLauncher(folder.path / "logs"),
+        launcher=launcher,
         work=work,
         faults=faults,
         progress=progress,

@@ -1,4 +1,8 @@
-"""Task suites (question → gold answer → scorer)."""
+"""Task suites (question → gold answer → scorer): GSM8K, BFCL, any JSON-lines file.
+
+Layer: may import the bottom modules and tools (BFCL function schemas); never agent,
+protocols, run, report or cli.
+"""
 
 from __future__ import annotations
 

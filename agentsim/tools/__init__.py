@@ -3,6 +3,8 @@
 Built-in tools: ``calculator`` (exact arithmetic), ``python`` (sandboxed snippet) and
 ``search`` (offline BM25 over the CIA World Factbook). Load them, or a user's function, with
 ``load_tools(["calculator", "path/to/file.py:function", "pkg.mod:function"])``.
+Layer: may import the bottom modules (chat, failures); never agent, protocols, run, report
+or cli.
 """
 
 from agentsim.tools.base import (

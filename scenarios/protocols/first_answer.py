@@ -26,18 +26,21 @@ class FirstAnswer(BaseProtocol):
         ASK = "ask"
         DONE = "done"
 
-    ALLOWED: ClassVar = {"start": frozenset({"ask"}), "ask": frozenset({"ask", "done"})}
+    TRANSITIONS: ClassVar = {
+        Phase.START: {Phase.ASK},
+        Phase.ASK: {Phase.ASK, Phase.DONE},
+    }
 
     async def run_task(self, task: Task, driver: TaskDriver) -> Outcome:
         prompt = user_prompt(task, str(self.spec.options.get("prompt", "")))
-        phase: enum.Enum = self.Phase.START
+        phases = self.phases(driver)
         for turn, agent in enumerate(driver.agents):
-            phase = self.enter(driver, phase, self.Phase.ASK, agent=agent, round=turn)
+            phases.to(self.Phase.ASK, agent=agent, round=turn)
             res = await driver.ask(agent, self.base_messages(driver, agent, prompt), round=turn)
             if not res.ok:
                 continue
             if driver.score(res.text).extracted:
-                self.enter(driver, phase, self.Phase.DONE, by=agent)
+                phases.to(self.Phase.DONE, by=agent)
                 return Outcome(answer=res.text, rounds=turn + 1, by=agent)
             driver.fail(
                 "no_final_answer",
@@ -46,5 +49,5 @@ class FirstAnswer(BaseProtocol):
                 evidence=[res.msg_id],
                 detail="reply holds no answer; asking the next agent",
             )
-        self.enter(driver, phase, self.Phase.DONE, by="")
+        phases.to(self.Phase.DONE, by="")
         return Outcome(answer="", final=False, rounds=len(driver.agents))

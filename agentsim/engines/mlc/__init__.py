@@ -2,6 +2,7 @@
 
 Public API: ``MLCEngine`` (the engine), ``list_models`` / ``pull`` / ``model_path`` (the model
 cache the CLI drives) and ``ensure_artifact`` (compile ahead of time, e.g. before a run).
+Layer: part of ``engines`` — imports ``engines.base``, chat and TVM, nothing above.
 """
 
 from agentsim.engines.mlc.build import ensure_artifact

@@ -6,5 +6,5 @@
 
 A new launcher (a pre-forked server, Ray actors on a cluster) is one more module here that
 implements ``Launcher``; the runner sees only handles. Launchers sit in the ``run`` layer:
-they may import agent, bus and engines, never protocols' callers above ``run``.
+they may import agent, bus and engines; never report or cli.
 """
