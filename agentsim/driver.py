@@ -44,6 +44,7 @@ KNOWN_ERRORS = {
     "message_timeout",
     "duplicate_delivery",
     "out_of_order",
+    "refused_message",
 }
 _ASK_ERRORS = KNOWN_ERRORS | {"agent_unresponsive"}
 _TOOL_KINDS = {

@@ -20,6 +20,7 @@ CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
         "agent_unresponsive",
         "malformed_message",
         "undeliverable",
+        "refused_message",
     ),
     "tool": (
         "tool_call_malformed",

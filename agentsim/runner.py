@@ -181,6 +181,23 @@ class Runner:
         return [f for f in dict.fromkeys(found) if f not in failure.evidence]
 
     # ----- messages from the broker ---------------------------------------------------------
+    def _answering(self, env: Envelope, ref: str) -> Pending | None:
+        """The open request ``ref`` when ``env`` may answer it: only the agent it was sent
+        to may (a reply naming another agent's request is refused and recorded)."""
+        pending = self.pending.get(ref) if ref else None
+        if pending is None or pending.agent == env.src:
+            return pending
+        self.record(
+            Failure(
+                kind="refused_message",
+                task_id=env.task_id,
+                agents=[env.src],
+                evidence=[env.msg_id, ref],
+                detail=f"{env.src} answered {ref}, which was sent to {pending.agent}: ignored",
+            )
+        )
+        return None
+
     def _on_message(self, env: Envelope) -> None:
         state = self.agents.get(env.src)
         match env.body:
@@ -201,6 +218,8 @@ class Runner:
                     self.journal.write("agent_ready", **msgspec.to_builtins(ready))
                     state.ready_event.set()
             case Reply(in_reply_to=ref) as reply:
+                if ref in self.pending and self._answering(env, ref) is None:
+                    return
                 pending = self.pending.get(ref)
                 if ref in self.timed_out:
                     self.journal.write(
@@ -228,6 +247,8 @@ class Runner:
                         "stray_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src
                     )
             case ToolResultMsg(in_reply_to=ref):
+                if ref in self.pending and self._answering(env, ref) is None:
+                    return
                 pending = self.pending.get(ref)
                 if pending is not None and ref not in self.answered:
                     self.answered.add(ref)
@@ -244,7 +265,9 @@ class Runner:
                             detail=f"second tool result for {ref} ignored",
                         )
                     )
-            case Error(kind=kind, detail=detail, in_reply_to=ref, ref=seen_at):
+            case Error(kind=kind, detail=detail, in_reply_to=ref, ref=seen_at, gap=gap):
+                if ref in self.pending and self._answering(env, ref) is None:
+                    return
                 pending = self.pending.get(ref) if ref else None
                 if pending is not None and ref not in self.answered:
                     self.answered.add(ref)
@@ -256,12 +279,16 @@ class Runner:
                     state.ready_event.set()
                 else:
                     kind = kind if kind in KNOWN_ERRORS else "engine_error"
+                    agents, evidence = [env.src], [env.msg_id, *([seen_at] if seen_at else [])]
+                    if gap is not None and gap.dst in (env.src, "*"):  # what the gap lost
+                        agents += [gap.src] if gap.src in self.agents else []
+                        evidence += self.broker.lost_ids(gap.src, gap.dst, gap.first, gap.last)
                     self.record(
                         Failure(
                             kind=kind,
                             task_id=env.task_id,
-                            agents=[env.src],
-                            evidence=[env.msg_id, *([seen_at] if seen_at else [])],
+                            agents=agents,
+                            evidence=evidence,
                             detail=detail[:300],
                         )
                     )
@@ -292,11 +319,12 @@ class Runner:
             fid = self.seeded_event("slow", name, factor=slow[0])
             self.agents[name].fault_ids.append(fid)
         body = Configure(
-            engine=msgspec.to_builtins(cfg),
+            engine=msgspec.structs.replace(cfg, options=msgspec.to_builtins(cfg.options)),
             slow_factor=slow[0] if slow else 1.0,
             tools=list(self.scenario.agents[name].tools),
             heartbeat_s=self.scenario.run.heartbeat_s,
             broker_timeout_s=self.scenario.run.heartbeat_s * self.scenario.run.heartbeat_misses,
+            peers=[a for a in self.agents if a != name],
         )
         self.broker.post(self.outbox.make(name, body))
 
@@ -352,15 +380,8 @@ class Runner:
     def _write_stats(self, event: str) -> None:
         from agentsim.agent.core import rss_bytes
 
-        b = self.broker
         self.journal.write(
-            event,
-            received=b.received,
-            accepted=b.accepted,
-            posted=b.posted,
-            routed=b.routed,
-            journal_lines=self.journal.count,
-            rss_bytes=rss_bytes(),
+            event, **self.broker.stats(), journal_lines=self.journal.count, rss_bytes=rss_bytes()
         )
 
     async def _stats_loop(self) -> None:
@@ -376,7 +397,7 @@ class Runner:
                 self.journal.write("agent_expected", agent=name)
                 continue
             threads = spec.threads or self._threads_for(name)
-            env = self.curve.local_agent_env() if self.curve is not None else None
+            env = self.curve.local_agent_env(name) if self.curve is not None else None
             handle = await self.launcher.start(
                 name, self.endpoint, self.run_id, threads=threads, nursery=nursery, extra_env=env
             )
