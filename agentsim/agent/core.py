@@ -22,8 +22,9 @@ import structlog
 import trio
 
 from agentsim import __version__
+from agentsim.agent.inbox import PeerInbox
 from agentsim.agent.streams import InboundStreams, Report
-from agentsim.chat import ChatMessage, ChatRequest, request_hash
+from agentsim.chat import ChatRequest, request_hash
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.base import ContextOverflow, EngineError
 from agentsim.util import find_exception
@@ -51,14 +52,6 @@ from agentsim.wire import (
 )
 
 log = structlog.get_logger("agentsim.agent")
-
-_INBOX_TASKS = 256  # tasks whose peer messages are held; the oldest task's are dropped beyond
-_INBOX_PER_TASK = 1024  # peer messages held per task; more are refused
-
-DEFAULT_PEER_TEMPLATE = (
-    "Other agents answered this question as follows:\n{peers}\n"
-    "Consider their answers, then give your own final answer again."
-)
 
 
 class Link(Protocol):
@@ -112,7 +105,7 @@ class Agent:
         self.slow_factor = 1.0
         self.tool_names: list[str] = []
         self.tools: dict[str, Any] = {}
-        self.inbox: dict[str, list[tuple[int, str, str, str]]] = {}
+        self.inbox = PeerInbox()
         self.busy = False
         self.peers: frozenset[str] = frozenset()
         self.streams = InboundStreams(name, grace_s=2.0)
@@ -263,6 +256,9 @@ class Agent:
                 ),
                 task_id=env.task_id,
             )
+            if env.dst in (self.name, BROADCAST) and (env.src == RUNNER or env.src in self.peers):
+                # a refused message still took its place in a known stream: no false gap
+                await self._report(self.streams.see(env, trio.current_time()))
             return None
         if env.src == RUNNER:
             self._last_from_runner = trio.current_time()
@@ -293,23 +289,13 @@ class Agent:
                     pass
 
     async def _hold(self, env: Envelope, content: str) -> None:
-        """Keep a peer's message for the prompt of a later round (bounded)."""
-        held = self.inbox.get(env.task_id)
-        if held is None:
-            if len(self.inbox) >= _INBOX_TASKS:
-                del self.inbox[next(iter(self.inbox))]
-            held = self.inbox[env.task_id] = []
-        if len(held) >= _INBOX_PER_TASK:
-            detail = f"{self.name} holds {_INBOX_PER_TASK} peer messages for this task already"
+        if not self.inbox.hold(env.task_id, env.round, env.src, env.msg_id, content):
+            detail = f"{self.name}'s peer inbox for this task is full; {env.msg_id} dropped"
             await self._send(
                 RUNNER,
-                Error(
-                    kind="refused_message", detail=f"{detail}; {env.msg_id} dropped", ref=env.msg_id
-                ),
+                Error(kind="refused_message", detail=detail, ref=env.msg_id),
                 task_id=env.task_id,
             )
-            return
-        held.append((env.round, env.src, env.msg_id, content))
 
     async def _beat(self) -> None:
         while True:
@@ -372,26 +358,10 @@ class Agent:
         )
         await self._send(RUNNER, body, task_id=env.task_id, round=env.round)
 
-    def _with_peers(self, env: Envelope, ask: Ask) -> tuple[list[ChatMessage], list[str]]:
-        messages = list(ask.messages)
-        if not ask.peer_inbox:
-            return messages, []
-        # Only answers from earlier rounds: a fast peer's answer to *this* round may already be
-        # here, and using it would make the prompt depend on timing. Names, not arrival, order.
-        held = self.inbox.get(env.task_id, [])
-        peers = sorted(p for p in held if p[0] < env.round)
-        self.inbox[env.task_id] = [p for p in held if p[0] >= env.round]
-        if not peers:
-            return messages, []
-        lines = "\n".join(f"- {src}: {content}" for _, src, _, content in peers)
-        template = ask.peer_template or DEFAULT_PEER_TEMPLATE
-        messages.append(ChatMessage(role="user", content=template.replace("{peers}", lines)))
-        return messages, [mid for _, _, mid, _ in peers]
-
     async def _answer(self, env: Envelope, ask: Ask) -> None:
         assert self.engine is not None
         engine = self.engine
-        messages, peers_seen = self._with_peers(env, ask)
+        messages, peers_seen = self.inbox.prompt(env.task_id, env.round, ask)
         request = ChatRequest(
             messages=messages,
             sampling=ask.sampling,
