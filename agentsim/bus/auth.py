@@ -31,11 +31,34 @@ class KeyFileError(ValueError):
 
 
 def create_keys(directory: Path, name: str) -> tuple[Path, Path]:
-    """Write ``NAME.key`` and ``NAME.key_secret`` (mode 0600), bound to ``name``; return them."""
+    """Write ``NAME.key`` and ``NAME.key_secret`` (the secret mode 0600), bound to ``name``.
+
+    ZeroMQ certificate files (what ``zmq.auth.load_certificate`` reads), with the binding in
+    the ``metadata`` section of both: the public file is what the runner's operator lists.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(str(directory), name, metadata={"agent": name})
-    os.chmod(secret, 0o600)
-    return Path(public), Path(secret)
+    public, secret = zmq.curve_keypair()
+    paths = (directory / f"{name}.key", directory / f"{name}.key_secret")
+    for path, keys in (
+        (paths[0], [("public-key", public)]),
+        (paths[1], [("public-key", public), ("secret-key", secret)]),
+    ):
+        lines = [
+            f"#   ZeroMQ CURVE {'Secret' if len(keys) == 2 else 'Public'} Certificate for {name}",
+            "#   written by agentsim keys; the agent name is bound to this key",
+            "",
+            "metadata",
+            f'    agent = "{name}"',
+            "curve",
+            *(f'    {k} = "{v.decode()}"' for k, v in keys),
+        ]
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if len(keys) == 2 else 0o644
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    os.chmod(paths[1], 0o600)
+    return paths
 
 
 def key_name(path: str | Path) -> str:
