@@ -292,7 +292,18 @@ def test_agents_in_other_network_namespaces_join_with_keys_and_a_wrong_key_is_re
     # from the other host, alice's (allowed) key posing as bob: refused frame by frame
     stop = tmp_path / "stop"
     posing = subprocess.Popen(
-        ["ip", "netns", "exec", ns2, sys.executable, str(Path(__file__).parent / "impostor.py"), f"tcp://{host2}:{port}", str(keys / "alice.key_secret"), str(keys / "runner.key"), str(stop)],
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns2,
+            sys.executable,
+            str(Path(__file__).parent / "impostor.py"),
+            f"tcp://{host2}:{port}",
+            str(keys / "alice.key_secret"),
+            str(keys / "runner.key"),
+            str(stop),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
