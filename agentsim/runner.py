@@ -181,22 +181,22 @@ class Runner:
         return [f for f in dict.fromkeys(found) if f not in failure.evidence]
 
     # ----- messages from the broker ---------------------------------------------------------
-    def _answering(self, env: Envelope, ref: str) -> Pending | None:
-        """The open request ``ref`` when ``env`` may answer it: only the agent it was sent
-        to may (a reply naming another agent's request is refused and recorded)."""
-        pending = self.pending.get(ref) if ref else None
-        if pending is None or pending.agent == env.src:
-            return pending
+    def _may_answer(self, env: Envelope, ref: str) -> bool:
+        """Only the agent a request was sent to may answer it: a reply, result or error that
+        names another agent's request is refused and recorded (whether it is open or not)."""
+        asked = self.broker.requests.get(ref)
+        if asked is None or asked == env.src:
+            return True
         self.record(
             Failure(
                 kind="refused_message",
                 task_id=env.task_id,
                 agents=[env.src],
                 evidence=[env.msg_id, ref],
-                detail=f"{env.src} answered {ref}, which was sent to {pending.agent}: ignored",
+                detail=f"{env.src} answered {ref}, which was sent to {asked}: ignored",
             )
         )
-        return None
+        return False
 
     def _on_message(self, env: Envelope) -> None:
         state = self.agents.get(env.src)
@@ -218,7 +218,7 @@ class Runner:
                     self.journal.write("agent_ready", **msgspec.to_builtins(ready))
                     state.ready_event.set()
             case Reply(in_reply_to=ref) as reply:
-                if ref in self.pending and self._answering(env, ref) is None:
+                if not self._may_answer(env, ref):
                     return
                 pending = self.pending.get(ref)
                 if ref in self.timed_out:
@@ -247,7 +247,7 @@ class Runner:
                         "stray_reply", msg_id=env.msg_id, in_reply_to=ref, src=env.src
                     )
             case ToolResultMsg(in_reply_to=ref):
-                if ref in self.pending and self._answering(env, ref) is None:
+                if not self._may_answer(env, ref):
                     return
                 pending = self.pending.get(ref)
                 if pending is not None and ref not in self.answered:
@@ -266,7 +266,7 @@ class Runner:
                         )
                     )
             case Error(kind=kind, detail=detail, in_reply_to=ref, ref=seen_at, gap=gap):
-                if ref in self.pending and self._answering(env, ref) is None:
+                if ref and not self._may_answer(env, ref):
                     return
                 pending = self.pending.get(ref) if ref else None
                 if pending is not None and ref not in self.answered:

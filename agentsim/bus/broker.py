@@ -26,11 +26,13 @@ from agentsim.wire import (
     BROADCAST,
     MAX_FRAME_BYTES,
     RUNNER,
+    Ask,
     Envelope,
     Heartbeat,
     Hello,
     MalformedFrame,
     Shutdown,
+    ToolCallMsg,
     body_kind,
     decode,
     encode,
@@ -122,6 +124,7 @@ class Broker:
         self.posted = 0  # envelopes the runner sent, journaled
         self.routed = 0
         self.by_sender: dict[str, list[int]] = {}
+        self.requests: dict[str, str] = {}  # msg id of each Ask / ToolCallMsg posted -> its agent
         self._next_seq: dict[str, int] = {}
         self._seen_ids: dict[str, _RecentIds] = {}
         self._streams: dict[tuple[str, str], dict[int, str]] = {}
@@ -390,6 +393,8 @@ class Broker:
             return
         if env.dst in self.agents or env.dst == BROADCAST:
             self._index(env)
+        if isinstance(env.body, Ask | ToolCallMsg):
+            self.requests[env.msg_id] = env.dst
         if not isinstance(env.body, Heartbeat):
             self.journal.envelope(env, len(frame), direction="out")
             self.posted += 1
