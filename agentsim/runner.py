@@ -278,20 +278,15 @@ class Runner:
                     state.alive = False
                     state.ready_event.set()
                 else:
-                    kind = kind if kind in KNOWN_ERRORS else "engine_error"
-                    agents, evidence = [env.src], [env.msg_id, *([seen_at] if seen_at else [])]
-                    if gap is not None and gap.dst in (env.src, "*"):  # what the gap lost
-                        agents += [gap.src] if gap.src in self.agents else []
-                        evidence += self.broker.lost_ids(gap.src, gap.dst, gap.first, gap.last)
-                    self.record(
-                        Failure(
-                            kind=kind,
-                            task_id=env.task_id,
-                            agents=agents,
-                            evidence=evidence,
-                            detail=detail[:300],
-                        )
+                    reported = Failure(
+                        kind=kind if kind in KNOWN_ERRORS else "engine_error",
+                        task_id=env.task_id,
+                        agents=[env.src],
+                        evidence=[env.msg_id, *([seen_at] if seen_at else [])],
+                        detail=detail[:300],
                     )
+                    for failure in self.broker.explain_gap(reported, gap, reporter=env.src):
+                        self.record(failure)
             case Heartbeat(busy=busy):
                 if state is not None:
                     state.busy = busy
@@ -575,6 +570,8 @@ class Runner:
             for state in self.agents.values():
                 if state.handle is not None:
                     await state.exited.wait()
+        await trio.lowlevel.checkpoint()
+        self.broker.drain()  # their last words (reports sent on Shutdown) are recorded
 
     def _stop_everything(self) -> None:
         """Synchronous last resort (also on Ctrl-C): no child process survives the runner."""

@@ -82,5 +82,8 @@ def main(args: argparse.Namespace) -> int:
 
     code = trio.run(_run)
     sys.stdout.flush()
+    # Hand what is still queued (the reports sent on Shutdown) to the broker before leaving:
+    # os._exit would drop it. Bounded by the socket's linger.
+    link.ctx.destroy(linger=500)
     # Engine worker threads may still be running an abandoned completion: don't wait for them.
     os._exit(code)

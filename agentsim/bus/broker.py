@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 import trio
 
@@ -31,6 +32,7 @@ from agentsim.wire import (
     Heartbeat,
     Hello,
     MalformedFrame,
+    SeqGap,
     Shutdown,
     ToolCallMsg,
     body_kind,
@@ -127,7 +129,7 @@ class Broker:
         self.requests: dict[str, str] = {}  # msg id of each Ask / ToolCallMsg posted -> its agent
         self._next_seq: dict[str, int] = {}
         self._seen_ids: dict[str, _RecentIds] = {}
-        self._streams: dict[tuple[str, str], dict[int, str]] = {}
+        self._streams: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
         self._nursery: trio.Nursery | None = None
         self._backlog: dict[str, deque[tuple[Envelope, bytes, str]]] = {}
 
@@ -145,6 +147,16 @@ class Broker:
                     self._handle(identity, frame)
                 self.journal.flush()  # per batch: a killed runner loses at most one batch
                 await trio.lowlevel.checkpoint()
+
+    def drain(self) -> int:
+        """Handle every frame already queued, without waiting: called once the agents have
+        exited, so what they sent last (final reports) is recorded, not dropped."""
+        ready = getattr(self.transport, "recv_ready", None)
+        frames: list[tuple[bytes, bytes]] = ready() if ready is not None else []
+        for identity, frame in frames:
+            self._handle(identity, frame)
+        self.journal.flush()
+        return len(frames)
 
     def _fail(self, kind: str, detail: str, **kw: object) -> None:
         self.on_failure(Failure(kind=kind, detail=detail, at=self.journal.now(), **kw))  # type: ignore[arg-type]
@@ -257,16 +269,31 @@ class Broker:
         stream = self._streams.get((env.src, env.dst))
         if stream is None:
             stream = self._streams[(env.src, env.dst)] = {}
-        stream[env.seq] = env.msg_id
+        stream[env.seq] = (env.msg_id, env.task_id)
         if len(stream) > _STREAM_MEMORY:
             del stream[next(iter(stream))]
 
-    def lost_ids(self, src: str, dst: str, first: int, last: int) -> list[str]:
-        """Ids of the messages ``first..last`` of ``src → dst`` that passed the broker (a
-        receiver reported them missing; ``faults`` may know why). At most 32."""
-        stream = self._streams.get((src, dst), {})
-        seqs = range(first, min(last, first + 31) + 1)
-        return [stream[s] for s in seqs if s in stream]
+    def explain_gap(self, failure: Failure, gap: SeqGap | None, reporter: str) -> list[Failure]:
+        """An agent's report of a gap in a stream into it, as failures: one per task whose
+        messages the gap lost, each citing those messages (which passed the broker: the fault
+        layer knows what became of them) and naming the sender too. At most 32 per gap."""
+        if gap is None or gap.dst not in (reporter, BROADCAST):  # only its own streams
+            return [failure]
+        agents = [*failure.agents, *([gap.src] if gap.src in self.agents else [])]
+        stream = self._streams.get((gap.src, gap.dst), {})
+        by_task: dict[str, list[str]] = {}
+        for seq in range(gap.first, min(gap.last, gap.first + 31) + 1):
+            if seq in stream:
+                msg_id, task_id = stream[seq]
+                by_task.setdefault(task_id, []).append(msg_id)
+        if not by_task:
+            return [msgspec.structs.replace(failure, agents=agents)]
+        return [
+            msgspec.structs.replace(
+                failure, task_id=task, agents=agents, evidence=[*failure.evidence, *ids]
+            )
+            for task, ids in by_task.items()
+        ]
 
     def _check_order(self, env: Envelope) -> bool:
         """Record repeats (False: the envelope must not be routed again) and, for what is

@@ -96,6 +96,18 @@ class RouterTransport:
             authed.append((user, frames[1] if len(frames) == 2 else b""))
         return authed
 
+    def recv_ready(self) -> list[tuple[bytes, bytes]]:
+        """What is queued now, without waiting (the broker's last drain before it stops)."""
+        out = []
+        for frames, user in self.sock.recv_ready(user=self.authenticated):
+            if self.authenticated:
+                out.append((user, frames[1] if len(frames) == 2 else b""))
+            elif len(frames) != 2:
+                out.append(((frames[0] if frames else b"?"), b""))
+            else:
+                out.append((frames[0], frames[1]))
+        return [*self._pending, *out]
+
     def _routing_id(self, name: bytes) -> bytes:
         if not self.authenticated:
             return name

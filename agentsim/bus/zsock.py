@@ -131,6 +131,18 @@ class TrioSocket:
                 return batch
             await self._wait(zmq.POLLIN)
 
+    def recv_ready(self, *, user: bool = False) -> list[tuple[list[bytes], bytes]]:
+        """Every message already queued, without waiting (with its ``User-Id`` if ``user``)."""
+        out: list[tuple[list[bytes], bytes]] = []
+        try:
+            while True:
+                out.append(self._recv_user() if user else (self._recv(), b""))
+        except zmq.Again:
+            pass
+        if out:
+            self._poke()
+        return out
+
     async def recv_batch_user(self, limit: int = 256) -> list[tuple[list[bytes], bytes]]:
         """``recv_batch`` with each message's authenticated ``User-Id`` (see ``_recv_user``)."""
         batch: list[tuple[list[bytes], bytes]] = []
