@@ -570,8 +570,7 @@ class Runner:
             for state in self.agents.values():
                 if state.handle is not None:
                     await state.exited.wait()
-        await trio.lowlevel.checkpoint()
-        self.broker.drain()  # their last words (reports sent on Shutdown) are recorded
+        await self.broker.stop()  # their last words (reports sent on Shutdown) are recorded
 
     def _stop_everything(self) -> None:
         """Synchronous last resort (also on Ctrl-C): no child process survives the runner."""

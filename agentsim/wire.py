@@ -267,9 +267,15 @@ def decode(frame: bytes) -> Envelope:
 
 # Who may send what to whom. The runner's own envelopes never pass this check: the broker
 # posts them itself. Everything else comes from an agent socket.
-_TO_RUNNER = (Hello, Ready, Reply, ToolResultMsg, Heartbeat, Error)
 CONTROL = (Configure, Ask, ToolCallMsg, Heartbeat, Shutdown)
 """Bodies an agent takes from the runner only."""
+_TO_AGENTS, _REPORT, _RUNNER_ONLY = 0, 1, 2
+_RULE: dict[type, int] = {
+    Peer: _TO_AGENTS,
+    **dict.fromkeys((Hello, Ready, Reply, ToolResultMsg, Heartbeat, Error), _REPORT),
+    **dict.fromkeys((Configure, Ask, ToolCallMsg, Shutdown), _RUNNER_ONLY),
+}
+_RESERVED = frozenset((RUNNER, BROADCAST, ""))
 
 
 def refusal(env: Envelope, sender: str) -> str | None:
@@ -278,18 +284,18 @@ def refusal(env: Envelope, sender: str) -> str | None:
     report to the runner, and nobody but the runner sends control messages."""
     if env.src != sender:
         return f"src {env.src[:64]!r} is not the sender {sender[:64]!r}"
-    if sender in (RUNNER, BROADCAST) or not sender:
+    if sender in _RESERVED:
         return f"no agent may be called {sender!r}"
-    body = env.body
-    if isinstance(body, Peer):
+    rule = _RULE[type(env.body)]
+    if rule == _TO_AGENTS:
         if env.dst == RUNNER or env.dst == sender:
             return f"peer messages go to other agents, not {env.dst!r}"
         return None
-    if isinstance(body, _TO_RUNNER):
+    if rule == _REPORT:
         if env.dst != RUNNER:
-            return f"{body_kind(body)} goes to the runner, not {env.dst[:64]!r}"
+            return f"{body_kind(env.body)} goes to the runner, not {env.dst[:64]!r}"
         return None
-    return f"only the runner sends {body_kind(body)}"
+    return f"only the runner sends {body_kind(env.body)}"
 
 
 _TAGS: dict[type, str] = {}

@@ -131,39 +131,47 @@ class Broker:
         self._seen_ids: dict[str, _RecentIds] = {}
         self._streams: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
         self._nursery: trio.Nursery | None = None
+        self._receiving: trio.CancelScope | None = None
+        self._stopped = trio.Event()
         self._backlog: dict[str, deque[tuple[Envelope, bytes, str]]] = {}
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Receive and route until cancelled; after ``stop`` only delayed sends go on."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            task_status.started()
             batched = getattr(self.transport, "recv_batch", None)
-            while True:
-                if batched is not None:
-                    for identity, frame in await batched():
+            with trio.CancelScope() as self._receiving:
+                task_status.started()
+                while True:
+                    if batched is not None:
+                        for identity, frame in await batched():
+                            self._handle(identity, frame)
+                    else:
+                        identity, frame = await self.transport.recv()
                         self._handle(identity, frame)
-                else:
-                    identity, frame = await self.transport.recv()
-                    self._handle(identity, frame)
-                self.journal.flush()  # per batch: a killed runner loses at most one batch
-                await trio.lowlevel.checkpoint()
+                    self.journal.flush()  # per batch: a killed runner loses at most one batch
+                    await trio.lowlevel.checkpoint()
+            # stopped: what is queued already (the agents' last words) is still recorded
+            ready = getattr(self.transport, "recv_ready", None)
+            for identity, frame in ready() if ready is not None else []:
+                self._handle(identity, frame)
+            self.journal.flush()
+            self._stopped.set()
+            await trio.sleep_forever()
 
-    def drain(self) -> int:
-        """Handle every frame already queued, without waiting: called once the agents have
-        exited, so what they sent last (final reports) is recorded, not dropped."""
-        ready = getattr(self.transport, "recv_ready", None)
-        frames: list[tuple[bytes, bytes]] = ready() if ready is not None else []
-        for identity, frame in frames:
-            self._handle(identity, frame)
-        self.journal.flush()
-        return len(frames)
+    async def stop(self) -> None:
+        """Stop receiving once every frame already queued is handled, in order (called when
+        the agents have exited, so what they sent last is recorded, not dropped)."""
+        if self._receiving is not None:
+            self._receiving.cancel()
+            await self._stopped.wait()
 
     def _fail(self, kind: str, detail: str, **kw: object) -> None:
         self.on_failure(Failure(kind=kind, detail=detail, at=self.journal.now(), **kw))  # type: ignore[arg-type]
 
-    def _tally(self, who: str, column: int) -> None:
-        """Count a frame of ``who``: 0 received, 1 accepted, 2 heartbeat, 3 duplicate,
-        4 malformed, 5 refused (at most ``_MAX_SENDERS`` rows; the rest share one)."""
+    def _row(self, who: str) -> list[int]:
+        """The counters of ``who``: received, accepted, heartbeats, duplicates, malformed,
+        refused (at most ``_MAX_SENDERS`` rows; the rest share one)."""
         row = self.by_sender.get(who)
         if row is None:
             if len(self.by_sender) >= _MAX_SENDERS:
@@ -171,7 +179,7 @@ class Broker:
                 row = self.by_sender.get(who)
             if row is None:
                 row = self.by_sender[who] = [0, 0, 0, 0, 0, 0]
-        row[column] += 1
+        return row
 
     def stats(self) -> dict[str, Any]:
         """Counters for the journal's ``broker_stats``: every frame in falls in one bucket."""
@@ -192,20 +200,18 @@ class Broker:
     def _handle(self, identity: bytes, frame: bytes) -> None:
         self.received += 1
         who = identity.decode("utf-8", "replace")[:256]
-        self._tally(who, 0)
+        row = self._row(who)
+        row[0] += 1
         try:
             env = decode(frame)
         except MalformedFrame as e:
             self._malformed(who, frame, str(e))
             return
         why = refusal(env, who)
-        if why is None and who not in self.agents and not isinstance(env.body, Hello):
+        member = who in self.agents
+        if why is None and not member and type(env.body) is not Hello:
             why = f"{who!r} has not joined the run (no Hello accepted)"
-        if (
-            env.src == who
-            and who in self.agents
-            and (env.dst in self.agents or env.dst == BROADCAST)
-        ):
+        if member and env.src == who and (env.dst in self.agents or env.dst == BROADCAST):
             self._index(env)  # refused or not: a receiver may ask what its gap was
         if why is not None:
             self._refuse(who, env, frame, why)
@@ -213,14 +219,14 @@ class Broker:
         self.last_seen[who] = trio.current_time()
         if not self._check_order(env):
             self.duplicates += 1
-            self._tally(who, 3)
+            row[3] += 1
             self.journal.write(
                 "duplicate", src=who, msg_id=env.msg_id, kind=body_kind(env.body), bytes=len(frame)
             )
             return
         if isinstance(env.body, Heartbeat):
             self.heartbeats += 1
-            self._tally(who, 2)
+            row[2] += 1
             self._route(env, frame)
             return
         self.per_agent[who] = self.per_agent.get(who, 0) + 1
@@ -231,12 +237,12 @@ class Broker:
             self._malformed(who, frame, f"cannot be journaled: {e}")
             return
         self.accepted += 1
-        self._tally(who, 1)
+        row[1] += 1
         self._route(env, frame)
 
     def _malformed(self, who: str, frame: bytes, reason: str) -> None:
         self.malformed += 1
-        self._tally(who, 4)
+        self._row(who)[4] += 1
         self.journal.write(
             "malformed", src=who, bytes=len(frame), head=frame[:32].hex(), reason=reason[:200]
         )
@@ -244,7 +250,7 @@ class Broker:
 
     def _refuse(self, who: str, env: Envelope, frame: bytes, why: str) -> None:
         self.refused += 1
-        self._tally(who, 5)
+        self._row(who)[5] += 1
         kind = body_kind(env.body)
         self.journal.write(
             "refused",
