@@ -8,14 +8,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agentsim.engines.mlc.quants import SUPPORTED_GGUF_TYPES
+
 #: bump when the artifact format or the generated code changes: it is part of the cache key.
-ENGINE_SOURCE_VERSION = "8"
+ENGINE_SOURCE_VERSION = "9"
 
 #: tokens per page of the paged KV cache (the attention kernels are built for it).
 PAGE_SIZE = 16
 
 SUPPORTED_ARCHS = ("llama", "qwen2")
-SUPPORTED_QUANTS = ("Q4_1", "Q4_0", "Q8_0", "F16", "BF16", "F32")
+SUPPORTED_QUANTS = SUPPORTED_GGUF_TYPES
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class ModelConfig:
     """Hyper-parameters of a Llama-family decoder, as read from GGUF metadata.
 
     ``quants`` maps each matrix (``embed``, ``lm_head``, ``layers.N.qkv`` ...) to the kernel
-    layout its weights use (``q4_1``, ``q4_0``, ``q8_0``, ``f32``). ``fused_qkv`` and
+    layout its weights use (``quants.FORMATS``: ``q4_k``, ``q8_0``, ``f16`` ...). ``fused_qkv`` and
     ``fused_gate_up`` say whether those projections share one matrix (same quant type).
     """
 

@@ -1,7 +1,7 @@
 """GGUF → repacked weights, model config and tokenizer metadata.
 
-Quantized blocks are kept bit-exact: only their bytes move (into the interleaved layout of
-``kernels.py``) and the f16 scales widen to f32, which is exact. Runs once per artifact;
+Quantized blocks are kept bit-exact: only their bytes move (into the interleaved layouts of
+``quants.py``, which also holds ``repack``). Runs once per artifact;
 agents never parse GGUF (opening a 100 MB GGUF costs seconds).
 """
 
@@ -19,16 +19,8 @@ from agentsim.engines.mlc.config import (
     ModelConfig,
     TokenizerMeta,
 )
-from agentsim.engines.mlc.kernels import BLOCK, QuantLayout
-
-_KERNEL_QUANT = {
-    "Q4_1": "q4_1",
-    "Q4_0": "q4_0",
-    "Q8_0": "q8_0",
-    "F16": "f32",
-    "BF16": "f32",
-    "F32": "f32",
-}
+from agentsim.engines.mlc.quants import BLOCK, GGUF_TO_KERNEL, gguf_rows
+from agentsim.engines.mlc.quants import repack as repack
 
 
 class GGUFModel:
@@ -153,20 +145,13 @@ _LAYER_MATS = (
 
 
 def _kernel_quant(model: GGUFModel, name: str) -> str:
-    return _KERNEL_QUANT[model.qtype(name)]
+    return GGUF_TO_KERNEL[model.qtype(name)]
 
 
 def _rows(model: GGUFModel, name: str) -> tuple[np.ndarray, str]:
-    """(per-row raw data, kernel quant): blocks as bytes ``[rows, bytes]`` or f32 ``[rows, cols]``."""
+    """(per-row raw data, kernel quant): blocks as bytes ``[rows, bytes]`` or floats ``[rows, cols]``."""
     t = model.tensors[name]
-    qt = t.tensor_type.name
-    data = np.asarray(t.data)
-    if qt in ("F32", "F16"):
-        return data.astype(np.float32).reshape(int(t.shape[1]), int(t.shape[0])), "f32"
-    if qt == "BF16":
-        bits = data.view(np.uint16).astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(int(t.shape[1]), int(t.shape[0])), "f32"
-    return data.view(np.uint8).reshape(int(t.shape[1]), -1), _KERNEL_QUANT[qt]
+    return gguf_rows(t.data, t.tensor_type.name, tuple(int(x) for x in t.shape))
 
 
 def unpermute_rows(rows: np.ndarray, n_head: int) -> np.ndarray:
@@ -175,32 +160,6 @@ def unpermute_rows(rows: np.ndarray, n_head: int) -> np.ndarray:
     rest = rows.shape[1:]
     r = rows.reshape(n_head, head_dim // 2, 2, *rest)
     return np.ascontiguousarray(r.swapaxes(1, 2).reshape(rows.shape))
-
-
-def repack(rows: np.ndarray, quant: str, cols: int) -> dict[str, np.ndarray]:
-    """Row-major GGUF blocks (or f32 rows) → the interleaved tensors of ``QuantLayout``."""
-    layout = QuantLayout(quant, rows.shape[0], cols)
-    g, kb, ln = layout.groups, layout.blocks, layout.lanes
-
-    def inter(a: np.ndarray) -> np.ndarray:
-        # a: [rows, KB, ...] -> [G, KB, ..., lanes]
-        a = a.reshape(g, ln, *a.shape[1:])
-        return np.ascontiguousarray(np.moveaxis(a, 1, -1))
-
-    if quant == "f32":
-        return {"qs": inter(rows.reshape(rows.shape[0], kb, BLOCK))}
-    bsize = {"q4_1": 20, "q4_0": 18, "q8_0": 34}[quant]
-    blocks = rows.reshape(rows.shape[0], kb, bsize)
-    d = blocks[:, :, 0:2].copy().view(np.float16)[:, :, 0].astype(np.float32)
-    out = {"d": inter(d)}
-    if quant == "q4_1":
-        out["m"] = inter(blocks[:, :, 2:4].copy().view(np.float16)[:, :, 0].astype(np.float32))
-        out["qs"] = inter(blocks[:, :, 4:20])
-    elif quant == "q4_0":
-        out["qs"] = inter(blocks[:, :, 2:18])
-    else:
-        out["qs"] = inter(blocks[:, :, 2:34].view(np.int8))
-    return {k: out[k] for k in ("qs", "d", "m") if k in out}
 
 
 def convert_weights(model: GGUFModel, cfg: ModelConfig) -> dict[str, np.ndarray]:
