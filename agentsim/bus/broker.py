@@ -16,11 +16,21 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import msgspec
 import structlog
 import trio
 
 from agentsim.bus.faults import FaultLayer, NoFaults
+from agentsim.bus.ledger import (
+    ACCEPTED,
+    DUPLICATES,
+    HEARTBEATS,
+    MALFORMED,
+    RECEIVED,
+    REFUSED,
+    RecentIds,
+    SenderTally,
+    StreamIndex,
+)
 from agentsim.failures import Failure
 from agentsim.journal import Journal
 from agentsim.wire import (
@@ -70,30 +80,6 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-_MAX_SENDERS = 1024
-_OTHERS = "(others)"
-_COLUMNS = ("received", "accepted", "heartbeats", "duplicates", "malformed", "refused")
-_STREAM_MEMORY = 512
-
-
-class _RecentIds:
-    """The last ``size`` message ids of one sender: duplicate detection in bounded memory."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._order: deque[str] = deque()
-        self._set: set[str] = set()
-        self._size = size
-
-    def __contains__(self, msg_id: str) -> bool:
-        return msg_id in self._set
-
-    def add(self, msg_id: str) -> None:
-        self._order.append(msg_id)
-        self._set.add(msg_id)
-        if len(self._order) > self._size:
-            self._set.discard(self._order.popleft())
-
-
 class Broker:
     """Routes envelopes; the runner hands it ``on_message`` and ``on_failure`` callbacks."""
 
@@ -125,11 +111,11 @@ class Broker:
         self.refused = 0  # envelopes from the wrong sender or of a forbidden kind: ``refused``
         self.posted = 0  # envelopes the runner sent, journaled
         self.routed = 0
-        self.by_sender: dict[str, list[int]] = {}
+        self.by_sender = SenderTally()
         self.requests: dict[str, str] = {}  # msg id of each Ask / ToolCallMsg posted -> its agent
         self._next_seq: dict[str, int] = {}
-        self._seen_ids: dict[str, _RecentIds] = {}
-        self._streams: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
+        self._seen_ids: dict[str, RecentIds] = {}
+        self._index = StreamIndex()
         self._nursery: trio.Nursery | None = None
         self._receiving: trio.CancelScope | None = None
         self._stopped = trio.Event()
@@ -169,18 +155,6 @@ class Broker:
     def _fail(self, kind: str, detail: str, **kw: object) -> None:
         self.on_failure(Failure(kind=kind, detail=detail, at=self.journal.now(), **kw))  # type: ignore[arg-type]
 
-    def _row(self, who: str) -> list[int]:
-        """The counters of ``who``: received, accepted, heartbeats, duplicates, malformed,
-        refused (at most ``_MAX_SENDERS`` rows; the rest share one)."""
-        row = self.by_sender.get(who)
-        if row is None:
-            if len(self.by_sender) >= _MAX_SENDERS:
-                who = _OTHERS
-                row = self.by_sender.get(who)
-            if row is None:
-                row = self.by_sender[who] = [0, 0, 0, 0, 0, 0]
-        return row
-
     def stats(self) -> dict[str, Any]:
         """Counters for the journal's ``broker_stats``: every frame in falls in one bucket."""
         return {
@@ -192,16 +166,14 @@ class Broker:
             "refused": self.refused,
             "posted": self.posted,
             "routed": self.routed,
-            "by_sender": {
-                k: dict(zip(_COLUMNS, v, strict=True)) for k, v in self.by_sender.items()
-            },
+            "by_sender": self.by_sender.as_dict(),
         }
 
     def _handle(self, identity: bytes, frame: bytes) -> None:
         self.received += 1
         who = identity.decode("utf-8", "replace")[:256]
-        row = self._row(who)
-        row[0] += 1
+        row = self.by_sender.row(who)
+        row[RECEIVED] += 1
         try:
             env = decode(frame)
         except MalformedFrame as e:
@@ -212,21 +184,21 @@ class Broker:
         if why is None and not member and type(env.body) is not Hello:
             why = f"{who!r} has not joined the run (no Hello accepted)"
         if member and env.src == who and (env.dst in self.agents or env.dst == BROADCAST):
-            self._index(env)  # refused or not: a receiver may ask what its gap was
+            self._index.note(env)  # refused or not: a receiver may ask what its gap was
         if why is not None:
             self._refuse(who, env, frame, why)
             return
         self.last_seen[who] = trio.current_time()
         if not self._check_order(env):
             self.duplicates += 1
-            row[3] += 1
+            row[DUPLICATES] += 1
             self.journal.write(
                 "duplicate", src=who, msg_id=env.msg_id, kind=body_kind(env.body), bytes=len(frame)
             )
             return
         if isinstance(env.body, Heartbeat):
             self.heartbeats += 1
-            row[2] += 1
+            row[HEARTBEATS] += 1
             self._route(env, frame)
             return
         self.per_agent[who] = self.per_agent.get(who, 0) + 1
@@ -237,12 +209,12 @@ class Broker:
             self._malformed(who, frame, f"cannot be journaled: {e}")
             return
         self.accepted += 1
-        row[1] += 1
+        row[ACCEPTED] += 1
         self._route(env, frame)
 
     def _malformed(self, who: str, frame: bytes, reason: str) -> None:
         self.malformed += 1
-        self._row(who)[4] += 1
+        self.by_sender.row(who)[MALFORMED] += 1
         self.journal.write(
             "malformed", src=who, bytes=len(frame), head=frame[:32].hex(), reason=reason[:200]
         )
@@ -250,7 +222,7 @@ class Broker:
 
     def _refuse(self, who: str, env: Envelope, frame: bytes, why: str) -> None:
         self.refused += 1
-        self._row(who)[5] += 1
+        self.by_sender.row(who)[REFUSED] += 1
         kind = body_kind(env.body)
         self.journal.write(
             "refused",
@@ -270,43 +242,16 @@ class Broker:
             evidence=[env.msg_id],
         )
 
-    def _index(self, env: Envelope) -> None:
-        """Remember the last ids of a stream into an agent, by seq, to name what a gap lost."""
-        stream = self._streams.get((env.src, env.dst))
-        if stream is None:
-            stream = self._streams[(env.src, env.dst)] = {}
-        stream[env.seq] = (env.msg_id, env.task_id)
-        if len(stream) > _STREAM_MEMORY:
-            del stream[next(iter(stream))]
-
     def explain_gap(self, failure: Failure, gap: SeqGap | None, reporter: str) -> list[Failure]:
-        """An agent's report of a gap in a stream into it, as failures: one per task whose
-        messages the gap lost, each citing those messages (which passed the broker: the fault
-        layer knows what became of them) and naming the sender too. At most 32 per gap."""
-        if gap is None or gap.dst not in (reporter, BROADCAST):  # only its own streams
-            return [failure]
-        agents = [*failure.agents, *([gap.src] if gap.src in self.agents else [])]
-        stream = self._streams.get((gap.src, gap.dst), {})
-        by_task: dict[str, list[str]] = {}
-        for seq in range(gap.first, min(gap.last, gap.first + 31) + 1):
-            if seq in stream:
-                msg_id, task_id = stream[seq]
-                by_task.setdefault(task_id, []).append(msg_id)
-        if not by_task:
-            return [msgspec.structs.replace(failure, agents=agents)]
-        return [
-            msgspec.structs.replace(
-                failure, task_id=task, agents=agents, evidence=[*failure.evidence, *ids]
-            )
-            for task, ids in by_task.items()
-        ]
+        """An agent's gap report as failures citing the lost messages (``StreamIndex``)."""
+        return self._index.explain_gap(failure, gap, reporter, self.agents)
 
     def _check_order(self, env: Envelope) -> bool:
         """Record repeats (False: the envelope must not be routed again) and, for what is
         addressed to the runner, gaps. Streams into agents are checked by their receivers."""
         seen = self._seen_ids.get(env.src)
         if seen is None:
-            seen = self._seen_ids[env.src] = _RecentIds()
+            seen = self._seen_ids[env.src] = RecentIds()
         if env.msg_id in seen:
             self._fail(
                 "duplicate_delivery",
@@ -425,7 +370,7 @@ class Broker:
             )
             return
         if env.dst in self.agents or env.dst == BROADCAST:
-            self._index(env)
+            self._index.note(env)
         if isinstance(env.body, Ask | ToolCallMsg):
             self.requests[env.msg_id] = env.dst
         if not isinstance(env.body, Heartbeat):
