@@ -180,3 +180,13 @@ def test_peer_messages_go_between_agents_and_src_must_be_the_sender() -> None:
     assert "is not the sender 'mallory'" in str(refusal(env_of(peer, dst="bob"), "mallory"))
     for name in (RUNNER, "*", ""):
         assert "no agent may be called" in str(refusal(env_of(Heartbeat(), src=name), name))
+
+
+def test_any_exception_from_the_decoder_is_malformed(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Exploding:
+        def decode(self, frame: bytes) -> Envelope:
+            raise MemoryError("a length prefix of 4 GiB")
+
+    monkeypatch.setattr("agentsim.wire._decoder", Exploding())
+    with pytest.raises(MalformedFrame, match="MemoryError: a length prefix of 4 GiB"):
+        decode(b"\xdd\xff\xff\xff\xff")

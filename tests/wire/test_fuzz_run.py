@@ -76,6 +76,7 @@ def fuzzed_run(tmp: Path, storm: list[tuple[str, bytes]]) -> tuple[list[dict], d
     return journal(run), json.loads((tmp / "sent.json").read_text()), run
 
 
+@pytest.mark.slow
 @settings(
     max_examples=2,
     deadline=None,
