@@ -62,7 +62,7 @@ def json_problem(value: object, where: str) -> str | None:
                 if type(k) is not str:
                     return f"{path} has a {type(k).__name__} key, JSON keys are strings"
                 stack.append((x, depth + 1, f"{path}.{k[:40]}"))
-        elif t is list:
+        elif t is list or t is tuple:  # a tuple only from local code: it encodes as an array
             stack.extend(
                 (x, depth + 1, f"{path}[{i}]") for i, x in enumerate(cast(list[object], v))
             )
