@@ -96,6 +96,26 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     extra: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """What an agent process needs to build its engine (sent in ``Configure``).
+
+    Args:
+        engine: registry name (``mlc``, ``scripted``, ``openai``, ``llamacpp``, ``replay``...).
+        model: model name known to the engine, or a path (e.g. a local ``.gguf``).
+        threads: compute threads for this agent; 0 lets the engine choose.
+        constrained: decode tool calls and answers under a JSON-Schema grammar when possible.
+        seed: the agent's seed, derived from the run seed.
+        options: engine-specific settings from the scenario (``[agents.X.options]``).
+    """
+
+    engine: str = "mlc"
+    model: str = "smollm2-135m-instruct"
+    threads: int = 0
+    constrained: bool = False
+    seed: int = 0
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 def request_hash(request: ChatRequest) -> str:
     """A stable digest of what an engine was asked (messages, tools, schema, sampling)."""
     payload = msgspec.json.encode(

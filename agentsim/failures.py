@@ -29,6 +29,7 @@ CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
         "agent_unresponsive",
         "malformed_message",
         "undeliverable",
+        "refused_message",
     ),
     "tool": get_args(ToolFailureKind),
     "specification": (

@@ -3,6 +3,11 @@
 Written against a ``Link`` (send/recv frames) so the same loop runs in an agent process over a
 DEALER socket and in-process over the simulated bus. The engine runs in a worker thread so
 heartbeats keep flowing while a model decodes; asks are served one at a time, in order.
+
+Every frame is untrusted: one that does not decode, a control message (``Ask``,
+``Configure``, ``Shutdown``, ...) from anyone but the runner, or a ``Peer`` message from an
+agent that is not a declared peer is refused, logged and reported to the runner — never a
+crash. Accepted frames pass the sequence check of their stream (``InboundStreams``).
 """
 
 from __future__ import annotations
@@ -13,16 +18,19 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import msgspec
 import structlog
 import trio
 
 from agentsim import __version__
-from agentsim.chat import ChatMessage, ChatRequest, request_hash
+from agentsim.agent.inbox import PeerInbox
+from agentsim.agent.streams import InboundStreams, Report
+from agentsim.chat import ChatRequest, request_hash
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.base import ContextOverflow, EngineError
 from agentsim.util import find_exception
 from agentsim.wire import (
+    BROADCAST,
+    CONTROL,
     RUNNER,
     Ask,
     Configure,
@@ -38,16 +46,12 @@ from agentsim.wire import (
     Shutdown,
     ToolCallMsg,
     ToolResultMsg,
+    body_kind,
     decode,
     encode,
 )
 
 log = structlog.get_logger("agentsim.agent")
-
-DEFAULT_PEER_TEMPLATE = (
-    "Other agents answered this question as follows:\n{peers}\n"
-    "Consider their answers, then give your own final answer again."
-)
 
 
 class Link(Protocol):
@@ -101,11 +105,12 @@ class Agent:
         self.slow_factor = 1.0
         self.tool_names: list[str] = []
         self.tools: dict[str, Any] = {}
-        self.inbox: dict[str, list[tuple[int, str, str, str]]] = {}
+        self.inbox = PeerInbox()
         self.busy = False
+        self.peers: frozenset[str] = frozenset()
+        self.streams = InboundStreams(name, grace_s=2.0)
         self._last_from_runner = 0.0
         self._asks_send, self._asks_recv = trio.open_memory_channel[Envelope](1000)
-        self._next_seq: dict[str, int] = {}
 
     async def _send(self, dst: str, body: object, *, task_id: str = "", round: int = 0) -> None:
         env = self.outbox.make(dst, body, task_id=task_id, round=round)  # type: ignore[arg-type]
@@ -141,11 +146,9 @@ class Agent:
     async def _await_configure(self) -> EngineConfig:
         with trio.move_on_after(self.configure_timeout_s):
             while True:
-                env = self._decode(await self.link.recv())
+                env = await self._accept(await self.link.recv())
                 if env is None:
                     continue
-                if env.src == RUNNER:
-                    self._next_seq[RUNNER] = env.seq + 1
                 match env.body:
                     case Configure() as cfg:
                         if not self.outbox.run_id:
@@ -154,14 +157,10 @@ class Agent:
                         self.broker_timeout_s = cfg.broker_timeout_s
                         self.slow_factor = cfg.slow_factor
                         self.tool_names = list(cfg.tools)
+                        self.peers = frozenset(cfg.peers) - {self.name}
+                        self.streams.grace_s = 2 * cfg.heartbeat_s
                         self._last_from_runner = trio.current_time()
-                        try:
-                            return msgspec.convert(cfg.engine, EngineConfig)
-                        except msgspec.ValidationError as e:
-                            await self._send(
-                                RUNNER, Error(kind="engine_error", detail=f"bad engine config: {e}")
-                            )
-                            raise AgentExit(2, "bad engine config") from e
+                        return cfg.engine
                     case Shutdown(reason=reason):
                         raise AgentExit(0, f"shutdown before configure: {reason}")
                     case _:
@@ -177,9 +176,10 @@ class Agent:
                     self.engine.virtual = True
             else:
                 self.engine = await trio.to_thread.run_sync(self.engine_factory, config)
-        except EngineError as e:
-            await self._send(RUNNER, Error(kind="engine_error", detail=str(e)))
-            raise AgentExit(4, f"engine failed to load: {e}") from e
+        except Exception as e:  # EngineError, or an engine's bug on odd options: reported
+            detail = str(e) if isinstance(e, EngineError) else repr(e)[:500]
+            await self._send(RUNNER, Error(kind="engine_error", detail=detail))
+            raise AgentExit(4, f"engine failed to load: {detail}") from e
         if self.tool_names:
             from agentsim.tools import ToolLoadError, load_tools
 
@@ -212,65 +212,96 @@ class Agent:
         try:
             return decode(frame)
         except MalformedFrame as e:
-            log.warning("malformed_frame", agent=self.name, reason=str(e))
+            log.warning("malformed_frame", agent=self.name, bytes=len(frame), reason=str(e))
             return None
+
+    def _refusal(self, env: Envelope) -> str | None:
+        """Why this agent must not act on ``env`` (``None``: it may)."""
+        kind = body_kind(env.body)
+        if env.dst not in (self.name, BROADCAST):
+            return f"addressed to {env.dst[:64]!r}"
+        if env.src == RUNNER:
+            return None if isinstance(env.body, CONTROL) else f"the runner does not send {kind}"
+        if isinstance(env.body, Peer):
+            if env.src not in self.peers:
+                return f"{env.src[:64]!r} is not a declared peer"
+            return None
+        if isinstance(env.body, CONTROL):
+            return f"only the runner sends {kind}"
+        return f"{kind} is not for agents"
+
+    async def _accept(self, frame: bytes) -> Envelope | None:
+        """Decode, check the sender, check the stream: the envelope to act on, or ``None``
+        (already logged and reported to the runner)."""
+        env = self._decode(frame)
+        if env is None:
+            await self._send(
+                RUNNER,
+                Error(
+                    kind="malformed_message",
+                    detail=f"{self.name} got {len(frame)} undecodable bytes",
+                ),
+            )
+            return None
+        why = self._refusal(env)
+        if why is not None:
+            kind = body_kind(env.body)
+            log.warning("frame_refused", agent=self.name, src=env.src, kind=kind, reason=why)
+            await self._send(
+                RUNNER,
+                Error(
+                    kind="refused_message",
+                    detail=f"{self.name} refused {kind} {env.msg_id} from {env.src}: {why}",
+                    ref=env.msg_id,
+                ),
+                task_id=env.task_id,
+            )
+            if env.dst in (self.name, BROADCAST) and (env.src == RUNNER or env.src in self.peers):
+                # a refused message still took its place in a known stream: no false gap
+                await self._report(self.streams.see(env, trio.current_time()))
+            return None
+        if env.src == RUNNER:
+            self._last_from_runner = trio.current_time()
+        await self._report(self.streams.see(env, trio.current_time()))
+        return env
+
+    async def _report(self, reports: list[Report]) -> None:
+        for r in reports:
+            await self._send(
+                RUNNER, Error(kind=r.kind, detail=r.detail, ref=r.ref, gap=r.gap), task_id=r.task_id
+            )
 
     async def _receive(self, nursery: trio.Nursery) -> None:
         while True:
-            frame = await self.link.recv()
-            env = self._decode(frame)
+            env = await self._accept(await self.link.recv())
             if env is None:
-                await self._send(
-                    RUNNER,
-                    Error(
-                        kind="malformed_message",
-                        detail=f"{self.name} got {len(frame)} undecodable bytes",
-                    ),
-                )
                 continue
-            if env.src == RUNNER:
-                self._last_from_runner = trio.current_time()
-            await self._check_seq(env)
             match env.body:
                 case Ask() | ToolCallMsg():
                     self._asks_send.send_nowait(env)
                 case Peer(content=content):
-                    self.inbox.setdefault(env.task_id, []).append(
-                        (env.round, env.src, env.msg_id, content)
-                    )
+                    await self._hold(env, content)
                 case Shutdown(reason=reason):
+                    await self._report(self.streams.flush())
                     nursery.cancel_scope.cancel()
                     raise AgentExit(0, f"shutdown: {reason}")
                 case _:
                     pass
 
-    async def _check_seq(self, env: Envelope) -> None:
-        """Report gaps in the runner's sequence to us (a message the bus lost)."""
-        if env.src != RUNNER:
-            return
-        expected = self._next_seq.get(env.src, 1)
-        if env.seq > expected:
-            detail = (
-                f"{self.name} saw {env.src} seq jump {expected - 1} -> {env.seq} at {env.msg_id}"
-            )
+    async def _hold(self, env: Envelope, content: str) -> None:
+        if not self.inbox.hold(env.task_id, env.round, env.src, env.msg_id, content):
+            detail = f"{self.name}'s peer inbox for this task is full; {env.msg_id} dropped"
             await self._send(
                 RUNNER,
-                Error(kind="message_lost", detail=detail, ref=env.msg_id),
+                Error(kind="refused_message", detail=detail, ref=env.msg_id),
                 task_id=env.task_id,
             )
-        elif env.seq < expected:
-            detail = f"{self.name} got {env.src} seq {env.seq} after {expected - 1} ({env.msg_id})"
-            await self._send(
-                RUNNER,
-                Error(kind="out_of_order", detail=detail, ref=env.msg_id),
-                task_id=env.task_id,
-            )
-        self._next_seq[env.src] = max(expected, env.seq + 1)
 
     async def _beat(self) -> None:
         while True:
             queued = self._asks_recv.statistics().current_buffer_used
             await self._send(RUNNER, Heartbeat(busy=self.busy or queued > 0))
+            await self._report(self.streams.expire(trio.current_time()))
             await trio.sleep(self.heartbeat_s)
 
     async def _watch_broker(self) -> None:
@@ -327,26 +358,10 @@ class Agent:
         )
         await self._send(RUNNER, body, task_id=env.task_id, round=env.round)
 
-    def _with_peers(self, env: Envelope, ask: Ask) -> tuple[list[ChatMessage], list[str]]:
-        messages = list(ask.messages)
-        if not ask.peer_inbox:
-            return messages, []
-        # Only answers from earlier rounds: a fast peer's answer to *this* round may already be
-        # here, and using it would make the prompt depend on timing. Names, not arrival, order.
-        held = self.inbox.get(env.task_id, [])
-        peers = sorted(p for p in held if p[0] < env.round)
-        self.inbox[env.task_id] = [p for p in held if p[0] >= env.round]
-        if not peers:
-            return messages, []
-        lines = "\n".join(f"- {src}: {content}" for _, src, _, content in peers)
-        template = ask.peer_template or DEFAULT_PEER_TEMPLATE
-        messages.append(ChatMessage(role="user", content=template.replace("{peers}", lines)))
-        return messages, [mid for _, _, mid, _ in peers]
-
     async def _answer(self, env: Envelope, ask: Ask) -> None:
         assert self.engine is not None
         engine = self.engine
-        messages, peers_seen = self._with_peers(env, ask)
+        messages, peers_seen = self.inbox.prompt(env.task_id, env.round, ask)
         request = ChatRequest(
             messages=messages,
             sampling=ask.sampling,

@@ -38,7 +38,13 @@ def main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         parent = os.getppid()
     configure_logging(json=True, stream=sys.stderr)
-    from agentsim.bus.auth import KeyFileError, curve_from_env, load_public, load_secret
+    from agentsim.bus.auth import (
+        KeyFileError,
+        curve_from_env,
+        key_name,
+        load_public,
+        load_secret,
+    )
 
     curve = curve_from_env()
     if args.key or args.server_key:
@@ -48,8 +54,16 @@ def main(args: argparse.Namespace) -> int:
         try:
             public, secret = load_secret(args.key)
             curve = (public, secret, load_public(args.server_key))
+            bound = key_name(args.key)
         except KeyFileError as e:
             print(f"agentsim agent: error: {e}", file=sys.stderr)
+            return 2
+        if bound != args.name:  # the runner would refuse every frame: say so now
+            print(
+                f"agentsim agent: error: --key {args.key} is bound to agent {bound!r}, "
+                f"not --name {args.name!r}",
+                file=sys.stderr,
+            )
             return 2
     link = DealerLink(args.connect, args.name, curve=curve)
 
@@ -68,5 +82,8 @@ def main(args: argparse.Namespace) -> int:
 
     code = trio.run(_run)
     sys.stdout.flush()
+    # Hand what is still queued (the reports sent on Shutdown) to the broker before leaving:
+    # os._exit would drop it. Bounded by the socket's linger.
+    link.ctx.destroy(linger=500)
     # Engine worker threads may still be running an abandoned completion: don't wait for them.
     os._exit(code)

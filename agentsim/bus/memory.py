@@ -33,6 +33,15 @@ class MemoryHub:
     async def recv(self) -> tuple[bytes, bytes]:
         return await self._in_recv.receive()
 
+    def recv_ready(self) -> list[tuple[bytes, bytes]]:
+        """What is queued now, without waiting."""
+        out = []
+        while True:
+            try:
+                out.append(self._in_recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return out
+
     def send_nowait(self, identity: bytes, frame: bytes) -> bool:
         chan = self._out.get(identity)
         if chan is None:

@@ -1,9 +1,16 @@
-"""ZeroMQ transports: the runner's ROUTER and an agent's DEALER, on trio."""
+"""ZeroMQ transports: the runner's ROUTER and an agent's DEALER, on trio.
+
+Every socket refuses frames over ``MAX_FRAME_BYTES`` (ZMQ_MAXMSGSIZE: libzmq drops the
+connection that sent one, so a hostile size never reaches Python). Under CURVE the ROUTER
+names each frame's sender by the user id the ZAP handler bound to its key, and routes to that
+name through a table it learns from authenticated frames; agents then use a random socket
+identity, so no key holder can take another agent's routing identity before it connects.
+"""
 
 from __future__ import annotations
 
-import errno
 import os
+import secrets
 import tempfile
 from collections import deque
 
@@ -12,6 +19,7 @@ import zmq
 
 from agentsim.bus.broker import Undeliverable
 from agentsim.bus.zsock import TrioSocket
+from agentsim.wire import MAX_FRAME_BYTES
 
 _HWM = 100_000
 
@@ -46,10 +54,14 @@ class RouterTransport:
     ):
         self.ctx = context or zmq.Context.instance()
         sock = self.ctx.socket(zmq.ROUTER)
+        self.authenticated = curve_secret is not None
+        self._routes: dict[bytes, bytes] = {}  # authenticated name -> routing id (CURVE)
+        self._pending: deque[tuple[bytes, bytes]] = deque()
         if curve_secret is not None:
             sock.setsockopt(zmq.CURVE_SERVER, 1)
             sock.setsockopt(zmq.CURVE_SECRETKEY, curve_secret)
             sock.setsockopt(zmq.ZAP_DOMAIN, b"agentsim")
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.SNDHWM, _HWM)
         sock.setsockopt(zmq.RCVHWM, _HWM)
@@ -59,36 +71,64 @@ class RouterTransport:
         self.sock = TrioSocket(sock)
 
     async def recv(self) -> tuple[bytes, bytes]:
-        frames = await self.sock.recv_multipart()
-        if len(frames) != 2:
-            return (frames[0] if frames else b"?"), b""
-        return frames[0], frames[1]
+        """One ``(sender, frame)`` (the broker takes ``recv_batch``)."""
+        if not self._pending:
+            self._pending.extend(await self.recv_batch())
+        return self._pending.popleft()
 
     async def recv_batch(self) -> list[tuple[bytes, bytes]]:
-        """Every ``(identity, frame)`` already queued (at least one)."""
+        """Every ``(sender, frame)`` already queued (at least one). The sender is the
+        authenticated name under CURVE, else the socket identity; a message that is not
+        exactly ``[identity, frame]`` comes back as an empty (malformed) frame."""
+        if not self.authenticated:
+            out = []
+            for frames in await self.sock.recv_batch():
+                if len(frames) != 2:
+                    out.append(((frames[0] if frames else b"?"), b""))
+                else:
+                    out.append((frames[0], frames[1]))
+            return out
+        routes = self._routes
+        authed = []
+        for frames, user in await self.sock.recv_batch_user():
+            if user and routes.get(user) != frames[0]:
+                routes[user] = frames[0]
+            authed.append((user, frames[1] if len(frames) == 2 else b""))
+        return authed
+
+    def recv_ready(self) -> list[tuple[bytes, bytes]]:
+        """What is queued now, without waiting (the broker's last drain before it stops)."""
         out = []
-        for frames in await self.sock.recv_batch():
-            if len(frames) != 2:
+        for frames, user in self.sock.recv_ready(user=self.authenticated):
+            if self.authenticated:
+                out.append((user, frames[1] if len(frames) == 2 else b""))
+            elif len(frames) != 2:
                 out.append(((frames[0] if frames else b"?"), b""))
             else:
                 out.append((frames[0], frames[1]))
-        return out
+        return [*self._pending, *out]
+
+    def _routing_id(self, name: bytes) -> bytes:
+        if not self.authenticated:
+            return name
+        rid = self._routes.get(name)
+        if rid is None:  # nobody has authenticated as that name: never guess a socket
+            raise Undeliverable(name.decode(errors="replace"))
+        return rid
 
     def send_nowait(self, identity: bytes, frame: bytes) -> bool:
+        rid = self._routing_id(identity)
         try:
-            return self.sock.send_nowait([identity, frame])
-        except zmq.ZMQError as e:
-            if e.errno == errno.EHOSTUNREACH:
-                raise Undeliverable(identity.decode()) from e
-            raise
+            return self.sock.send_nowait([rid, frame])
+        except zmq.ZMQError as e:  # EHOSTUNREACH (gone), or any refusal: not delivered
+            raise Undeliverable(identity.decode(errors="replace")) from e
 
     async def send(self, identity: bytes, frame: bytes) -> None:
+        rid = self._routing_id(identity)
         try:
-            await self.sock.send_multipart([identity, frame])
+            await self.sock.send_multipart([rid, frame])
         except zmq.ZMQError as e:
-            if e.errno == errno.EHOSTUNREACH:
-                raise Undeliverable(identity.decode()) from e
-            raise
+            raise Undeliverable(identity.decode(errors="replace")) from e
 
     def close(self) -> None:
         self.sock.close()
@@ -100,10 +140,16 @@ class DealerLink:
     def __init__(
         self, endpoint: str, name: str, *, curve: tuple[bytes, bytes, bytes] | None = None
     ) -> None:
-        """``curve`` = (own public, own secret, server public), all Z85."""
+        """``curve`` = (own public, own secret, server public), all Z85.
+
+        Without CURVE the socket identity is the agent's name (what the broker checks
+        ``src`` against); with it, the name comes from the key and the identity is random.
+        """
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         sock = self.ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, name.encode())
+        ident = name if curve is None else f"{name}~{secrets.token_hex(8)}"
+        sock.setsockopt(zmq.IDENTITY, ident.encode()[:255])
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         if curve is not None:
             public, secret, server = curve
             sock.setsockopt(zmq.CURVE_PUBLICKEY, public)

@@ -55,6 +55,19 @@ class TrioSocket:
             frames.append(sock.recv(_NOBLOCK))
         return frames
 
+    def _recv_user(self) -> tuple[list[bytes], bytes]:
+        """One multipart message and the ``User-Id`` its connection authenticated as (the ZAP
+        handler's answer; ``b""`` when there is none)."""
+        sock = self.sock
+        parts = [sock.recv(_NOBLOCK, copy=False)]
+        while parts[-1].more:
+            parts.append(sock.recv(_NOBLOCK, copy=False))
+        try:
+            user = parts[-1].get("User-Id")
+        except zmq.ZMQError:
+            user = ""
+        return [p.bytes for p in parts], str(user).encode()
+
     async def _wait(self, flag: int) -> None:
         while not (int(self.sock.getsockopt(_EVENTS)) & flag):
             if self._closed:
@@ -111,6 +124,32 @@ class TrioSocket:
             try:
                 while len(batch) < limit:
                     batch.append(self._recv())
+            except zmq.Again:
+                pass
+            if batch:
+                self._poke()
+                return batch
+            await self._wait(zmq.POLLIN)
+
+    def recv_ready(self, *, user: bool = False) -> list[tuple[list[bytes], bytes]]:
+        """Every message already queued, without waiting (with its ``User-Id`` if ``user``)."""
+        out: list[tuple[list[bytes], bytes]] = []
+        try:
+            while True:
+                out.append(self._recv_user() if user else (self._recv(), b""))
+        except zmq.Again:
+            pass
+        if out:
+            self._poke()
+        return out
+
+    async def recv_batch_user(self, limit: int = 256) -> list[tuple[list[bytes], bytes]]:
+        """``recv_batch`` with each message's authenticated ``User-Id`` (see ``_recv_user``)."""
+        batch: list[tuple[list[bytes], bytes]] = []
+        while True:
+            try:
+                while len(batch) < limit:
+                    batch.append(self._recv_user())
             except zmq.Again:
                 pass
             if batch:

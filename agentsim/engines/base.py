@@ -6,31 +6,10 @@ so that heartbeats keep flowing while a model decodes.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
-
-import msgspec
+from typing import Protocol, runtime_checkable
 
 from agentsim.chat import ChatRequest, Completion, EngineInfo
-
-
-class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """What an agent process needs to build its engine.
-
-    Args:
-        engine: registry name (``mlc``, ``scripted``, ``openai``, ``llamacpp``, ``replay``...).
-        model: model name known to the engine, or a path (e.g. a local ``.gguf``).
-        threads: compute threads for this agent; 0 lets the engine choose.
-        constrained: decode tool calls and answers under a JSON-Schema grammar when possible.
-        seed: the agent's seed, derived from the run seed.
-        options: engine-specific settings from the scenario (``[agents.X.options]``).
-    """
-
-    engine: str = "mlc"
-    model: str = "smollm2-135m-instruct"
-    threads: int = 0
-    constrained: bool = False
-    seed: int = 0
-    options: dict[str, Any] = msgspec.field(default_factory=dict)
+from agentsim.chat import EngineConfig as EngineConfig  # re-exported: it travels in Configure
 
 
 class EngineError(Exception):

@@ -122,13 +122,14 @@ class Roster:
             cfg = msgspec.structs.replace(cfg, threads=self._threads_for(name))
         run = self.scenario.run
         body = Configure(
-            engine=msgspec.to_builtins(cfg),
+            engine=msgspec.structs.replace(cfg, options=msgspec.to_builtins(cfg.options)),
             slow_factor=self.process_faults.slow_factor(name),
             tools=[
                 python_tool_spec(t, run.python_sandbox) for t in self.scenario.agents[name].tools
             ],
             heartbeat_s=run.heartbeat_s,
             broker_timeout_s=run.heartbeat_s * run.heartbeat_misses,
+            peers=[a for a in self.states if a != name],
         )
         self.run.post(self.run.stamp(name, body))
 
@@ -154,7 +155,7 @@ class Roster:
                 endpoint=self.endpoint,
                 run_id=self.folder.run_id,
                 threads=spec.threads or self._threads_for(name),
-                env=self.curve.local_agent_env() if self.curve is not None else {},
+                env=self.curve.local_agent_env(name) if self.curve is not None else {},
             )
             state.handle = await self.launcher.start(launch, nursery=nursery)
             self.journal.write("agent_spawned", agent=name, pid=state.handle.pid)

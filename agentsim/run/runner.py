@@ -160,25 +160,45 @@ class Runner:
             case Ready() as ready:
                 self.roster.on_ready(env, ready)
             case Reply(in_reply_to=ref) | ToolResultMsg(in_reply_to=ref):
-                self._answer(env, ref)
-            case Error(kind=kind, detail=detail, in_reply_to=ref, ref=seen_at):
+                if self._may_answer(env, ref):
+                    self._answer(env, ref)
+            case Error(kind=kind, detail=detail, in_reply_to=ref, ref=seen_at, gap=gap):
+                if ref and not self._may_answer(env, ref):
+                    return
                 if ref and self.requests.reject(ref, kind, detail):
                     return
                 if kind == "engine_error" and self.roster.on_load_failed(env, detail):
                     return
-                self.record(
-                    Failure(
-                        kind=kind if kind in REPORTABLE else "engine_error",
-                        task_id=env.task_id,
-                        agents=[env.src],
-                        evidence=[env.msg_id, *([seen_at] if seen_at else [])],
-                        detail=detail[:300],
-                    )
+                reported = Failure(
+                    kind=kind if kind in REPORTABLE else "engine_error",
+                    task_id=env.task_id,
+                    agents=[env.src],
+                    evidence=[env.msg_id, *([seen_at] if seen_at else [])],
+                    detail=detail[:300],
                 )
+                for failure in self.broker.explain_gap(reported, gap, reporter=env.src):
+                    self.record(failure)
             case Heartbeat(busy=busy):
                 self.roster.on_heartbeat(env, busy)
             case _:
                 pass
+
+    def _may_answer(self, env: Envelope, ref: str) -> bool:
+        """Only the agent a request was sent to may answer it: a reply, result or error that
+        names another agent's request is refused and recorded (whether it is open or not)."""
+        asked = self.broker.requests.get(ref)
+        if asked is None or asked == env.src:
+            return True
+        self.record(
+            Failure(
+                kind="refused_message",
+                task_id=env.task_id,
+                agents=[env.src],
+                evidence=[env.msg_id, ref],
+                detail=f"{env.src} answered {ref}, which was sent to {asked}: ignored",
+            )
+        )
+        return False
 
     def _answer(self, env: Envelope, ref: str) -> None:
         """A reply or tool result: fills its request, or is recorded as late / twice / stray."""
@@ -239,6 +259,7 @@ class Runner:
                 await self._run_tasks()
                 self.completed = True
                 await self.roster.shutdown()
+                await self.broker.stop()  # the agents' last words (reports on Shutdown) count
                 nursery.cancel_scope.cancel()
         finally:
             self._stop_everything()
@@ -253,15 +274,8 @@ class Runner:
         return self.broker.per_agent.get(agent, 0)
 
     def _write_stats(self, event: str) -> None:
-        b = self.broker
         self.journal.write(
-            event,
-            received=b.received,
-            accepted=b.accepted,
-            posted=b.posted,
-            routed=b.routed,
-            journal_lines=self.journal.count,
-            rss_bytes=rss_bytes(),
+            event, **self.broker.stats(), journal_lines=self.journal.count, rss_bytes=rss_bytes()
         )
 
     async def _stats_loop(self) -> None:

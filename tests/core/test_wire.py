@@ -100,7 +100,11 @@ def test_outbox_sequences_are_gapless_per_destination() -> None:
     ob = Outbox("run", "runner", per_dst=True)
     seqs = [(e.dst, e.seq) for e in (ob.make(d, Heartbeat()) for d in ["a", "b", "a", "a", "b"])]
     assert seqs == [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2)]
-    ob2 = Outbox("run", "x")
+    assert [(e.dst, e.seq) for e in (Outbox("run", "x").make(d, Heartbeat()) for d in "ab")] == [
+        ("a", 1),
+        ("b", 1),
+    ]
+    ob2 = Outbox("run", "x", per_dst=False)
     envs = [ob2.make(d, Heartbeat()) for d in ["a", "runner", "b"]]
     assert [e.seq for e in envs] == [1, 2, 3]
     assert len({e.msg_id for e in envs}) == 3

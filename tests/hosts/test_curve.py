@@ -118,6 +118,72 @@ def test_remote_agents_join_over_curve_and_an_unknown_key_is_refused(
     assert impostor.wait(timeout=20) != 0
 
 
+def test_an_allowed_key_claiming_another_agent_is_refused_and_journaled(
+    tmp_path: Path, keys: Path, procs: list
+) -> None:
+    """alice's key, used to pose as bob by a raw socket that also squats the socket identity
+    ``bob`` before bob connects: every frame is refused and journaled with the name the key is
+    bound to, the real bob joins, and the impostor hears nothing. (The agent CLI refuses to
+    start with a key bound to another name.)"""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    f = scenario(tmp_path, endpoint)
+    runner = subprocess.Popen(
+        [*AGENTSIM, str(f), "--out", "runs", "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    procs.append(runner)
+    assert wait_for(lambda: (tmp_path / "runs").exists() and any((tmp_path / "runs").iterdir()), 20)
+    run = only_run_dir(tmp_path / "runs")
+    assert wait_for(lambda: any(r["event"] == "agent_ready" for r in journal(run)), 20)
+    stop = tmp_path / "stop"
+    impostor = [sys.executable, str(Path(__file__).parent / "impostor.py"), endpoint]
+    squatter = subprocess.Popen(
+        [*impostor, str(keys / "alice.key_secret"), str(keys / "runner.key"), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    procs.append(squatter)
+    # the agent CLI will not even try
+    posing = subprocess.run(
+        agent_cmd(endpoint, "bob", keys / "alice.key_secret", keys / "runner.key", wait=3),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert posing.returncode == 2
+    assert posing.stderr.strip() == (
+        f"agentsim agent: error: --key {keys / 'alice.key_secret'} is bound to agent 'alice', "
+        "not --name 'bob'"
+    )
+    assert wait_for(lambda: sum(r["event"] == "refused" for r in journal(run)) >= 3, 20)
+    for name in ("alice", "bob"):
+        procs.append(
+            subprocess.Popen(
+                agent_cmd(endpoint, name, keys / f"{name}.key_secret", keys / "runner.key")
+            )
+        )
+    _out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+    stop.touch()
+    out, _ = squatter.communicate(timeout=20)
+    assert out.strip() == "0"  # nothing meant for bob (or anyone) reached the squatter
+    recs = journal(run)
+    forged = [r for r in recs if r["event"] == "refused"]
+    assert [(r["src"], r["claimed"], r["kind"]) for r in forged] == [
+        ("alice", "bob", "hello"),
+        ("alice", "bob", "peer"),
+        ("alice", "runner", "heartbeat"),
+    ]
+    assert all("is not the sender 'alice'" in r["reason"] for r in forged)
+    failures = [r for r in recs if r["event"] == "failure" and r["kind"] == "refused_message"]
+    assert len(failures) == len(forged) and all(f["agents"] == ["alice"] for f in failures)
+    hellos = [r for r in recs if r["event"] == "agent_hello"]
+    assert sorted(h["agent"] for h in hellos) == ["alice", "bob", "carol"]
+    assert len((run / "results.jsonl").read_text().splitlines()) == 3
+
+
 def test_remote_agent_that_never_connects_gives_a_clear_error(tmp_path: Path, keys: Path) -> None:
     f = scenario(tmp_path, f"tcp://127.0.0.1:{free_port()}", ready=1.5)
     p = subprocess.run(
@@ -223,6 +289,28 @@ def test_agents_in_other_network_namespaces_join_with_keys_and_a_wrong_key_is_re
     assert wait_for(lambda: any(r["event"] == "agent_refused" for r in journal(run)), 20)
     refused = next(r for r in journal(run) if r["event"] == "agent_refused")
     assert refused["address"] == namespaces[1][2]  # the refusal names the other host's address
+    # from the other host, alice's (allowed) key posing as bob: refused frame by frame
+    stop = tmp_path / "stop"
+    posing = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns2,
+            sys.executable,
+            str(Path(__file__).parent / "impostor.py"),
+            f"tcp://{host2}:{port}",
+            str(keys / "alice.key_secret"),
+            str(keys / "runner.key"),
+            str(stop),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    procs.append(posing)
+    assert wait_for(lambda: sum(r["event"] == "refused" for r in journal(run)) == 3, 20)
+    forged = [r for r in journal(run) if r["event"] == "refused"]
+    assert {(r["src"], r["claimed"]) for r in forged} == {("alice", "bob"), ("alice", "runner")}
     procs.append(
         subprocess.Popen(
             [
@@ -255,4 +343,6 @@ def test_agents_in_other_network_namespaces_join_with_keys_and_a_wrong_key_is_re
     assert summary["tasks_done"] == 3 and not summary["partial"]
     hellos = {r["agent"]: r for r in journal(run) if r["event"] == "agent_hello"}
     assert set(hellos) == {"alice", "bob", "carol"}
+    stop.touch()
+    assert posing.communicate(timeout=20)[0].strip() == "0"  # it heard nothing
     time.sleep(0.1)
