@@ -280,7 +280,8 @@ class Agent:
         the agent is re-parented and exits within ``parent_poll_s``. (Linux's PDEATHSIG would
         fire when the *thread* that spawned us exits, which trio's worker threads do.)
         """
-        parent_poll_s = 0.2
+        # without a parent to watch (in-process agents) waking once a beat is enough
+        parent_poll_s = 0.2 if self.parent_pid else self.heartbeat_s
         waited = 0.0
         while True:
             await trio.sleep(parent_poll_s)

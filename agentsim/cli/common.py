@@ -18,6 +18,7 @@ from agentsim.run.assemble import assemble
 from agentsim.run.errors import RunError
 from agentsim.run.folder import RunFolder
 from agentsim.run.work import Work, load_work
+from agentsim.scenario.errors import where_line
 from agentsim.scenario.schema import Scenario
 from agentsim.scenario.sweep import expand
 from agentsim.tasks import TaskError
@@ -30,18 +31,30 @@ def configurations(path: str) -> list[tuple[str, Scenario]]:
     return expand(p.read_text(encoding="utf-8"), str(p), p.resolve().parent)
 
 
-def checked_work(scenario: Scenario, base_dir: Path) -> Work:
-    """Tasks, scorer and protocol for ``scenario``; a protocol checks its options when built."""
+def checked_work(scenario: Scenario, base_dir: Path, where: str = "") -> Work:
+    """Tasks, scorer and protocol for ``scenario``; a protocol checks its options when built.
+
+    ``where`` (the scenario file) places a bad protocol option at its line.
+    """
     try:
         work = load_work(scenario, base_dir)
-        work.protocol(scenario)
-        return work
     except TaskError as e:
         raise UsageError(f"tasks.suite: {e}") from None
     except ProtocolLoadError as e:
         raise UsageError(str(e)) from None
-    except (ValueError, KeyError) as e:
-        raise UsageError(f"protocol.options: {e} ({scenario.run.name})") from None
+    try:
+        work.protocol(scenario)
+    except ProtocolLoadError as e:
+        raise UsageError(str(e)) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        # a protocol's own option checks, or an option of the wrong shape it tripped over
+        place = scenario.run.name
+        if where:
+            text = Path(where).read_text(encoding="utf-8")
+            place = where_line(text, ["protocol", "options"], where)
+        detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        raise UsageError(f"protocol.options: {detail} ({place})") from None
+    return work
 
 
 def with_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:

@@ -41,7 +41,13 @@ def load_protocol_class(kind: str, base_dir: Path | None = None) -> type[BasePro
             raise ProtocolLoadError(f"protocol.kind names a missing file {module_name!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # the user's file: one line, not a traceback
+            del sys.modules[spec.name]
+            raise ProtocolLoadError(
+                f"protocol.kind file {module_name!r} failed to import: {e!r}"
+            ) from e
     else:
         try:
             module = importlib.import_module(module_name)

@@ -18,7 +18,8 @@ import zmq
 from agentsim.bus.auth import CurveSetup, KeyFileError, ZapHandler, allowed_keys, load_secret
 from agentsim.bus.broker import Transport
 from agentsim.bus.faults import FaultLayer
-from agentsim.bus.faults_seeded import FaultConfigError, build_fault_layer
+from agentsim.bus.faults_seeded import build_fault_layer
+from agentsim.bus.faults_spec import FaultConfigError
 from agentsim.bus.memory import MemoryHub
 from agentsim.bus.zmq_transport import RouterTransport, default_endpoint
 from agentsim.engines import Engine, EngineConfig, make_engine

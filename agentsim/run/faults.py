@@ -3,7 +3,9 @@
 Message faults (drop, delay, duplicate, reorder, partition) are applied by the broker's
 fault layer (``agentsim.bus.faults_seeded``); the faults that act on agent processes are
 applied here, through the agents' handles. Each injection is journaled as a ``fault`` event
-with an id (``pfault-N``), kept per agent so that a failure of that agent names its cause.
+with an id named after its rule (``kill-bob-0``: the first kill rule on bob), the same in
+every run of the scenario, and kept per agent so that a failure of that agent names its
+cause.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import trio
 
-from agentsim.bus.faults_seeded import FaultsSpec
+from agentsim.bus.faults_spec import FaultsSpec
 from agentsim.journal import Journal
 from agentsim.run.launchers.base import AgentHandle
 
@@ -28,23 +30,23 @@ class ProcessFaults:
         self.spec = spec
         self.journal = journal
         self.by_agent: dict[str, list[str]] = {}
-        self._seq = 0
 
-    def injected(self, kind: str, agent: str, **extra: Any) -> str:
-        """Journal one injection on ``agent``; returns its fault id."""
-        self._seq += 1
-        fid = f"pfault-{self._seq}"
+    def injected(self, kind: str, agent: str, index: int = 0, **extra: Any) -> str:
+        """Journal one injection on ``agent`` (rule ``index`` of ``kind``); returns its id."""
+        fid = f"{kind}-{agent}-{index}"
         self.journal.write("fault", fault_id=fid, kind=kind, agent=agent, **extra)
         self.by_agent.setdefault(agent, []).append(fid)
         return fid
 
     def slow_factor(self, agent: str) -> float:
         """The engine slow-down for ``agent`` (1.0: none), journaled when there is one."""
-        slow = [x.factor for x in self.spec.slow if x.agent == agent] if self.spec else []
-        if not slow:
+        rules = self.spec.slow if self.spec else []
+        found = [(i, x.factor) for i, x in enumerate(rules) if x.agent == agent]
+        if not found:
             return 1.0
-        self.injected("slow", agent, factor=slow[0])
-        return slow[0]
+        index, factor = found[0]
+        self.injected("slow", agent, index, factor=factor)
+        return factor
 
     async def serve(
         self, nursery: trio.Nursery, target: TargetLookup, sent: Callable[[str], int]
@@ -55,7 +57,7 @@ class ProcessFaults:
             return
         t0 = trio.current_time()
 
-        async def kill(agent: str, when: float, after: int) -> None:
+        async def kill(index: int, agent: str, when: float, after: int) -> None:
             if after:
                 while sent(agent) < after:  # noqa: ASYNC110 - a counter, not an event
                     await trio.sleep(0.01)
@@ -64,21 +66,21 @@ class ProcessFaults:
             handle = target(agent)
             if handle is None:
                 return
-            self.injected("kill", agent, after_messages=after, at_s=when)
+            self.injected("kill", agent, index, after_messages=after, at_s=when)
             handle.kill()
 
-        async def pause(agent: str, when: float, duration: float) -> None:
+        async def pause(index: int, agent: str, when: float, duration: float) -> None:
             await trio.sleep_until(t0 + when)
             handle = target(agent)
             if handle is None:
                 return
-            fid = self.injected("pause", agent, duration_s=duration)
+            fid = self.injected("pause", agent, index, duration_s=duration)
             handle.pause()
             await trio.sleep(duration)
             handle.resume()
             self.journal.write("fault_end", fault_id=fid, kind="pause", agent=agent)
 
-        for k in self.spec.kill:
-            nursery.start_soon(kill, k.agent, k.at_s, k.after_messages)
-        for p in self.spec.pause:
-            nursery.start_soon(pause, p.agent, p.at_s, p.duration_s)
+        for i, k in enumerate(self.spec.kill):
+            nursery.start_soon(kill, i, k.agent, k.at_s, k.after_messages)
+        for i, p in enumerate(self.spec.pause):
+            nursery.start_soon(pause, i, p.agent, p.at_s, p.duration_s)

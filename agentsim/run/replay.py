@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from agentsim.bus.faults_seeded import FaultConfigError, parse_faults
+from agentsim.bus.faults_spec import FaultConfigError, parse_faults
 from agentsim.run.errors import RunSetupError
 from agentsim.scenario.schema import Scenario
 
