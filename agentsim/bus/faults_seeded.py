@@ -19,7 +19,7 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -39,18 +39,34 @@ from agentsim.wire import Envelope, Error, Heartbeat, Reply, Shutdown, ToolResul
 __all__ = [
     "FaultConfigError",
     "FaultsSpec",
+    "Fork",
     "SeededFaults",
     "build_fault_layer",
     "parse_faults",
 ]
 
 
-def build_fault_layer(scenario: Any) -> SeededFaults | None:
-    """The fault layer for a scenario, or None when ``[faults]`` is empty."""
-    if not scenario.faults:
+def build_fault_layer(scenario: Any, fork: Fork | None = None) -> SeededFaults | None:
+    """The fault layer for a scenario (None when ``[faults]`` is empty and no fork)."""
+    if not scenario.faults and fork is None:
         return None
     spec = parse_faults(scenario.faults, list(scenario.agents))
-    return SeededFaults(spec, seed=spec.seed if spec.seed is not None else scenario.run.seed)
+    seed = spec.seed if spec.seed is not None else scenario.run.seed
+    return SeededFaults(spec, seed=seed, fork=fork)
+
+
+class Fork(NamedTuple):
+    """A replay forked at ``task``: the tasks in ``before`` keep the recorded run's faults,
+    ``task`` and what follows get ``spec`` (decided with ``seed``)."""
+
+    task: str
+    before: frozenset[str]
+    spec: FaultsSpec
+    seed: int
+
+
+def _key(seed: int) -> bytes:
+    return hashlib.blake2b(f"agentsim-faults:{seed}".encode(), digest_size=32).digest()
 
 
 _CONTROL = (Heartbeat, Shutdown)
@@ -59,10 +75,13 @@ _CONTROL = (Heartbeat, Shutdown)
 class SeededFaults:
     """Message faults decided by a keyed hash of (seed, rule, message identity)."""
 
-    def __init__(self, spec: FaultsSpec, *, seed: int) -> None:
+    def __init__(self, spec: FaultsSpec, *, seed: int, fork: Fork | None = None) -> None:
         self.spec = spec
         self.seed = seed
-        self._key = hashlib.blake2b(f"agentsim-faults:{seed}".encode(), digest_size=32).digest()
+        self.fork = fork
+        self.forked = trio.Event()  # set when the fork task starts (process faults wait on it)
+        self._key = _key(seed)
+        self._fork_key = _key(fork.seed) if fork is not None else self._key
         self._t0: float | None = None
         self._classes: Counter[tuple[str, str, str, str, int]] = Counter()
         self.by_msg: dict[str, list[str]] = {}
@@ -95,27 +114,33 @@ class SeededFaults:
         self._classes[cls] += 1
         return f"{env.src}>{dst} {kind} {env.task_id or '-'} r{env.round} #{self._classes[cls]}"
 
-    def draw(self, rule: str, identity: str) -> float:
+    def draw(self, rule: str, identity: str, key: bytes | None = None) -> float:
         """A number in [0, 1) that depends only on (seed, rule, identity)."""
-        h = hashlib.blake2b(f"{rule}\x1f{identity}".encode(), key=self._key, digest_size=8)
+        data = f"{rule}\x1f{identity}".encode()
+        h = hashlib.blake2b(data, key=key or self._key, digest_size=8)
         return int.from_bytes(h.digest(), "big") / 2**64
 
-    def _fault_id(self, rule: str, identity: str) -> str:
-        h = hashlib.blake2b(f"id\x1f{rule}\x1f{identity}".encode(), key=self._key, digest_size=5)
+    def _fault_id(self, rule: str, identity: str, key: bytes) -> str:
+        h = hashlib.blake2b(f"id\x1f{rule}\x1f{identity}".encode(), key=key, digest_size=5)
         return f"{rule}-{h.hexdigest()}"
 
-    def _hits(
-        self, rule: str, scope: Scope | None, env: Envelope, dst: str, ident: str, now: float
-    ) -> bool:
-        return (
-            scope is not None
-            and _selects(scope, env, dst, now)
-            and self.draw(rule, ident) < scope.p
-        )
+    def _phase(self, env: Envelope, journal: Journal) -> tuple[FaultsSpec, bytes]:
+        """The fault table and key that decide ``env``: a fork's from its first task on."""
+        fork = self.fork
+        if fork is None or env.task_id in fork.before:
+            return self.spec, self._key
+        if env.task_id and not self.forked.is_set():
+            self.forked.set()
+            journal.write("fork", task_id=env.task_id, first_task=fork.task)
+        if self.forked.is_set():
+            return fork.spec, self._fork_key
+        return self.spec, self._key
 
-    def partitioned(self, env: Envelope, dst: str, now: float) -> PartitionSpec | None:
+    def partitioned(
+        self, env: Envelope, dst: str, now: float, spec: FaultsSpec | None = None
+    ) -> PartitionSpec | None:
         """The partition that separates ``env.src`` from ``dst`` now, if any."""
-        for p in self.spec.partition:
+        for p in (spec or self.spec).partition:
             if now < p.start_s or (p.heal_s and now >= p.heal_s):
                 continue
             if p.tasks and env.task_id not in p.tasks and not isinstance(env.body, Heartbeat):
@@ -130,47 +155,63 @@ class SeededFaults:
         """One ``(delay_s, fault_id)`` per copy of ``env`` to deliver to ``dst``."""
         if self._t0 is None:  # faults start with the tasks, once every agent is ready
             return [(0.0, "")]
+        s, key = self._phase(env, journal)
         if isinstance(env.body, _CONTROL):
-            if isinstance(env.body, Heartbeat) and self.spec.partition:
+            if isinstance(env.body, Heartbeat) and s.partition:
                 # a partition without task scope stops heartbeats too (that is how it shows)
-                p = self.partitioned(env, dst, self._now())
+                p = self.partitioned(env, dst, self._now(), s)
                 return [] if p is not None and not p.tasks else [(0.0, "")]
             return [(0.0, "")]
         now = self._now()
         ident = self.identity(env, dst)
         self.watch.release(now)
-        s = self.spec
-        if self.partitioned(env, dst, now) is not None:
-            fid = self._inject(journal, "partition", ident, env, dst)
-            self.watch.lost(env, dst, fid, "partition")
+
+        def hits(rule: str, scope: Scope | None) -> bool:
+            return (
+                scope is not None
+                and _selects(scope, env, dst, now)
+                and self.draw(rule, ident, key) < scope.p
+            )
+
+        def inject(rule: str, **extra: Any) -> str:
+            fid = self._fault_id(rule, ident, key)
+            return self._inject(journal, rule, fid, ident, env, dst, **extra)
+
+        if self.partitioned(env, dst, now, s) is not None:
+            self.watch.lost(env, dst, inject("partition"), "partition")
             return []
-        if self._hits("drop", s.drop, env, dst, ident, now):
-            fid = self._inject(journal, "drop", ident, env, dst)
-            self.watch.lost(env, dst, fid, "drop")
+        if hits("drop", s.drop):
+            self.watch.lost(env, dst, inject("drop"), "drop")
             return []
         delay, fid = 0.0, ""
-        if self._hits("delay", s.delay, env, dst, ident, now):
+        if hits("delay", s.delay):
             assert s.delay is not None
-            delay = _amount(s.delay, self.draw("delay.amount", ident))
-            fid = self._inject(journal, "delay", ident, env, dst, delay_s=round(delay, 6))
-        if self._hits("reorder", s.reorder, env, dst, ident, now):
+            delay = _amount(s.delay, self.draw("delay.amount", ident, key))
+            fid = inject("delay", delay_s=round(delay, 6))
+        if hits("reorder", s.reorder):
             assert s.reorder is not None
             # held back so that what follows on the link can overtake it
-            extra = s.reorder.window_s * (0.5 + 0.5 * self.draw("reorder.amount", ident))
+            extra = s.reorder.window_s * (0.5 + 0.5 * self.draw("reorder.amount", ident, key))
             delay += extra
-            fid = self._inject(journal, "reorder", ident, env, dst, delay_s=round(extra, 6))
+            fid = inject("reorder", delay_s=round(extra, 6))
         self.watch.passing(env, dst, now, delay, fid)
         copies = [(delay, fid)]
-        if self._hits("duplicate", s.duplicate, env, dst, ident, now):
-            dup = self._inject(journal, "duplicate", ident, env, dst)
+        if hits("duplicate", s.duplicate):
+            dup = inject("duplicate")
             self.watch.duplicated(env, dst, dup)
             copies.append((delay + 0.001, dup))
         return copies
 
     def _inject(
-        self, journal: Journal, rule: str, ident: str, env: Envelope, dst: str, **extra: Any
+        self,
+        journal: Journal,
+        rule: str,
+        fid: str,
+        ident: str,
+        env: Envelope,
+        dst: str,
+        **extra: Any,
     ) -> str:
-        fid = self._fault_id(rule, ident)
         self.injected += 1
         self.by_msg.setdefault(env.msg_id, []).append(fid)
         ref = _answers(env)

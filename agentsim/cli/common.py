@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import trio
 
+from agentsim.bus.faults import FaultLayer
 from agentsim.cli.errors import EXIT_OK, UsageError, fail
 from agentsim.protocols import ProtocolLoadError
 from agentsim.report.progress import LiveProgress
@@ -81,6 +82,7 @@ def execute(
     *,
     quiet: bool,
     name: str = "",
+    faults: FaultLayer | None = None,
 ) -> tuple[int, RunFolder]:
     """Assemble one run with agent processes, run it with a progress bar, print its line.
 
@@ -98,6 +100,7 @@ def execute(
         argv=sys.argv,
         progress=progress,
         reporter=write_reports,
+        faults=faults,
     )
     try:
         with progress:

@@ -78,12 +78,14 @@ class ScriptedOptions(_Options, frozen=True):
 
 class ReplayOptions(_Options, frozen=True):
     """The ``replay`` engine: whose replies to replay from which journal; ``tools = "replay"``
-    answers tool calls from the journal too (``"run"`` runs them again); ``fallback`` is the
-    engine config used for requests the journal does not hold (a fork)."""
+    answers tool calls from the journal too (``"run"`` runs them again); ``pace`` takes the
+    recorded engine time; ``fallback`` is the engine config used for requests the journal
+    does not hold (a fork)."""
 
     journal: str
     agent: str
     tools: Literal["replay", "run"] = "replay"
+    pace: bool = True
     fallback: dict[str, Any] | None = None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from agentsim.bus.faults_seeded import SeededFaults
 from agentsim.bus.faults_spec import FaultsSpec
 from agentsim.journal import Journal
 from agentsim.run.launchers.base import AgentHandle
@@ -24,16 +25,41 @@ TargetLookup = Callable[[str], AgentHandle | None]
 
 
 class ProcessFaults:
-    """The process faults of one run and the fault ids injected on each agent."""
+    """The process faults of one run and the fault ids injected on each agent.
 
-    def __init__(self, spec: FaultsSpec | None, journal: Journal) -> None:
+    In a forked replay the recorded run's kills and pauses apply until the fork task starts
+    (those still pending are then dropped, a pause in progress ends), and the fork table's
+    are timed from that moment.
+    """
+
+    def __init__(
+        self,
+        spec: FaultsSpec | None,
+        journal: Journal,
+        *,
+        fork_spec: FaultsSpec | None = None,
+        forked: trio.Event | None = None,
+    ) -> None:
         self.spec = spec
+        self.fork_spec = fork_spec
+        self.forked = forked
         self.journal = journal
         self.by_agent: dict[str, list[str]] = {}
 
-    def injected(self, kind: str, agent: str, index: int = 0, **extra: Any) -> str:
+    @classmethod
+    def of(cls, layer: SeededFaults | None, journal: Journal) -> ProcessFaults:
+        """The process faults of the run whose message-fault layer is ``layer``."""
+        if layer is None:
+            return cls(None, journal)
+        if layer.fork is None:
+            return cls(layer.spec, journal)
+        return cls(layer.spec, journal, fork_spec=layer.fork.spec, forked=layer.forked)
+
+    def injected(
+        self, kind: str, agent: str, index: int = 0, prefix: str = "", **extra: Any
+    ) -> str:
         """Journal one injection on ``agent`` (rule ``index`` of ``kind``); returns its id."""
-        fid = f"{kind}-{agent}-{index}"
+        fid = f"{prefix}{kind}-{agent}-{index}"
         self.journal.write("fault", fault_id=fid, kind=kind, agent=agent, **extra)
         self.by_agent.setdefault(agent, []).append(fid)
         return fid
@@ -51,12 +77,39 @@ class ProcessFaults:
     async def serve(
         self, nursery: trio.Nursery, target: TargetLookup, sent: Callable[[str], int]
     ) -> None:
-        """Start one task per kill and pause in ``nursery``, timed from now (``sent``:
-        messages an agent has sent, for ``after_messages``)."""
-        if self.spec is None:
+        """Start the kills and pauses in ``nursery``, timed from now (``sent``: messages an
+        agent has sent, for ``after_messages``); a fork's from the fork task's start."""
+        if self.fork_spec is None or self.forked is None:
+            if self.spec is not None:
+                self._start(nursery, self.spec, trio.current_time(), target, sent, "")
             return
-        t0 = trio.current_time()
+        recorded = trio.CancelScope()
+        forked = self.forked
 
+        async def before() -> None:
+            with recorded:
+                async with trio.open_nursery() as inner:
+                    if self.spec is not None:
+                        self._start(inner, self.spec, trio.current_time(), target, sent, "")
+
+        async def after(spec: FaultsSpec) -> None:
+            await forked.wait()
+            recorded.cancel()
+            async with trio.open_nursery() as inner:
+                self._start(inner, spec, trio.current_time(), target, sent, "fork-")
+
+        nursery.start_soon(before)
+        nursery.start_soon(after, self.fork_spec)
+
+    def _start(
+        self,
+        nursery: trio.Nursery,
+        spec: FaultsSpec,
+        t0: float,
+        target: TargetLookup,
+        sent: Callable[[str], int],
+        prefix: str,
+    ) -> None:
         async def kill(index: int, agent: str, when: float, after: int) -> None:
             if after:
                 while sent(agent) < after:  # noqa: ASYNC110 - a counter, not an event
@@ -66,7 +119,7 @@ class ProcessFaults:
             handle = target(agent)
             if handle is None:
                 return
-            self.injected("kill", agent, index, after_messages=after, at_s=when)
+            self.injected("kill", agent, index, prefix, after_messages=after, at_s=when)
             handle.kill()
 
         async def pause(index: int, agent: str, when: float, duration: float) -> None:
@@ -74,13 +127,15 @@ class ProcessFaults:
             handle = target(agent)
             if handle is None:
                 return
-            fid = self.injected("pause", agent, index, duration_s=duration)
+            fid = self.injected("pause", agent, index, prefix, duration_s=duration)
             handle.pause()
-            await trio.sleep(duration)
-            handle.resume()
-            self.journal.write("fault_end", fault_id=fid, kind="pause", agent=agent)
+            try:
+                await trio.sleep(duration)
+            finally:  # also when a fork ends the recorded run's faults early
+                handle.resume()
+                self.journal.write("fault_end", fault_id=fid, kind="pause", agent=agent)
 
-        for i, k in enumerate(self.spec.kill):
+        for i, k in enumerate(spec.kill):
             nursery.start_soon(kill, i, k.agent, k.at_s, k.after_messages)
-        for i, p in enumerate(self.spec.pause):
+        for i, p in enumerate(spec.pause):
             nursery.start_soon(pause, i, p.agent, p.at_s, p.duration_s)

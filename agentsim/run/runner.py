@@ -89,7 +89,7 @@ class Runner:
         self.seeded = faults if isinstance(faults, SeededFaults) else None
         if self.seeded is not None:  # the fault layer records the harm it knows it did
             self.seeded.attach(self.record)
-        self.process_faults = ProcessFaults(self.seeded.spec if self.seeded else None, self.journal)
+        self.process_faults = ProcessFaults.of(self.seeded, self.journal)
         self.broker = Broker(
             transport,
             self.journal,
