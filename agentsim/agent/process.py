@@ -67,6 +67,10 @@ def main(args: argparse.Namespace) -> int:
             link.close()
 
     code = trio.run(_run)
+    if code == 6:  # the runner process is gone: its socket folder is ours to clean up
+        from agentsim.bus.ipcdir import release_if_orphaned
+
+        release_if_orphaned(args.connect)
     sys.stdout.flush()
     # Engine worker threads may still be running an abandoned completion: don't wait for them.
     os._exit(code)

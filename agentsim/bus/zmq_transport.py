@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import errno
-import os
-import tempfile
 from collections import deque
 
 import trio
 import zmq
 
 from agentsim.bus.broker import Undeliverable
+from agentsim.bus.ipcdir import private_dir
 from agentsim.bus.zsock import TrioSocket
 
 _HWM = 100_000
@@ -25,9 +24,8 @@ def default_endpoint(transport: str, bind: str = "") -> tuple[str, str | None]:
         return bind, None
     if transport == "tcp":
         return "tcp://127.0.0.1:*", None
-    d = tempfile.mkdtemp(prefix="agentsim-")
-    os.chmod(d, 0o700)
-    return f"ipc://{d}/bus", d
+    d = private_dir()  # removed by the runner at the end (see agentsim.bus.ipcdir)
+    return f"ipc://{d}/bus", str(d)
 
 
 class RouterTransport:

@@ -4,8 +4,11 @@ configurations of a (sweep) file, and one assembled run executed with its exit c
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import trio
@@ -73,6 +76,23 @@ def with_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:
     return scenario
 
 
+async def _until_signalled(run: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """``run()``, with SIGTERM and SIGHUP handled like Ctrl-C: the run stops the way it does
+    on an interrupt (agents stopped, journal flushed, partial summary, temp folder removed)
+    instead of the process dying on the spot."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for _ in signals:
+                    raise KeyboardInterrupt
+
+            nursery.start_soon(watch)
+            summary = await run()
+            nursery.cancel_scope.cancel()
+    return summary
+
+
 def execute(
     scenario: Scenario,
     work: Work,
@@ -104,7 +124,7 @@ def execute(
     )
     try:
         with progress:
-            summary = trio.run(made.run)
+            summary = trio.run(_until_signalled, made.run)
     except KeyboardInterrupt:
         return fail("interrupted", f"partial results in {made.path}"), made.folder
     except BaseException as exc:

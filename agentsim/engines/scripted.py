@@ -72,6 +72,12 @@ class GoldTable:
         return hit
 
 
+def load_table(spec: str) -> GoldTable:
+    """The gold table ``spec`` names (a suite name or a ``.jsonl`` path from the working
+    directory); raises ``EngineUnavailable`` when it cannot be loaded."""
+    return _table(spec, str(Path.cwd()))
+
+
 @functools.lru_cache(maxsize=8)
 def _table(spec: str, cwd: str) -> GoldTable:
     """A gold table, loaded once per process (explore builds hundreds of engines)."""
@@ -81,6 +87,8 @@ def _table(spec: str, cwd: str) -> GoldTable:
         tasks, _ = load_suite(spec, base_dir=Path(cwd))
     except (OSError, ValueError) as e:
         raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: {e}") from e
+    if not tasks:
+        raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: it holds no tasks")
     return GoldTable({t.question.strip(): t.answer for t in tasks})
 
 
@@ -95,7 +103,7 @@ class ScriptedEngine:
         except OptionsError as e:
             raise EngineUnavailable(f"scripted: {e}") from None
         self.options = o
-        self.table = _table(o.table, str(Path.cwd())) if o.table else GoldTable({})
+        self.table = load_table(o.table) if o.table else GoldTable({})
         self.error_rate = o.error_rate
         self.malformed_rate = o.malformed_rate
         self.conformity = o.conformity

@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
+from agentsim.bus.ipcdir import private_dir
 from agentsim.journal import read_journal
 from agentsim.logs import configure_logging
 from agentsim.run.simulate import simulate
@@ -234,61 +235,70 @@ def explore(
     progress: Progress | None = None,
 ) -> Finding:
     """Try ``budget`` fault schedules; shrink a violation to a minimal schedule."""
-    with quiet_logs(), tempfile.TemporaryDirectory(prefix="agentsim-explore-") as tmp:
-        out = Path(tmp)
+    out = private_dir("agentsim-explore-")
+    try:
+        with quiet_logs():
+            return _explore(scenario, base_dir, out, budget, progress)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
-        def check(faults: dict[str, Any]) -> list[str]:
-            try:
-                results = run_once(scenario, faults, base_dir, out=out)
-            except Exception as e:  # a run that raises breaks invariant 1
-                return [f"the run raised {type(e).__name__}: {str(e)[:200]}"]
-            return violations(results, baseline, planned)
 
-        baseline = run_once(scenario, {}, base_dir, out=out)
-        planned = len(baseline)
-        agents = explored_agents(scenario)
-        strategy = fault_tables(agents)
-        counts = {"search": 0, "broken": 0, "shrink": 0}
-        first: list[tuple[dict[str, Any], list[str]]] = []
+def _explore(
+    scenario: Scenario, base_dir: Path, out: Path, budget: int, progress: Progress | None
+) -> Finding:
 
-        def cfg(**kw: Any) -> settings:
-            return settings(
-                database=None,
-                derandomize=True,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-                **kw,
-            )
-
-        @given(strategy)
-        @cfg(max_examples=budget, phases=[Phase.generate])
-        def search(faults: dict[str, Any]) -> None:
-            found = check(faults)
-            counts["search"] += 1
-            if found:
-                counts["broken"] += 1
-                if not first:
-                    first.append((faults, found))
-            if progress is not None:
-                progress("search", counts["search"], counts["broken"])
-
-        search()
-        if not first:
-            return Finding(counts["search"], 0, None, [])
-
-        def broken(faults: dict[str, Any]) -> bool:
-            counts["shrink"] += 1
-            bad = bool(check(faults))
-            if progress is not None:
-                progress("shrink", counts["shrink"], counts["broken"])
-            return bad
-
+    def check(faults: dict[str, Any]) -> list[str]:
         try:
-            example = find(
-                strategy,
-                broken,
-                settings=cfg(max_examples=max(budget, 50), phases=[Phase.generate, Phase.shrink]),
-            )
-        except NoSuchExample:
-            example = first[0][0]
-        return Finding(counts["search"], counts["broken"], example, check(example))
+            results = run_once(scenario, faults, base_dir, out=out)
+        except Exception as e:  # a run that raises breaks invariant 1
+            return [f"the run raised {type(e).__name__}: {str(e)[:200]}"]
+        return violations(results, baseline, planned)
+
+    baseline = run_once(scenario, {}, base_dir, out=out)
+    planned = len(baseline)
+    agents = explored_agents(scenario)
+    strategy = fault_tables(agents)
+    counts = {"search": 0, "broken": 0, "shrink": 0}
+    first: list[tuple[dict[str, Any], list[str]]] = []
+
+    def cfg(**kw: Any) -> settings:
+        return settings(
+            database=None,
+            derandomize=True,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            **kw,
+        )
+
+    @given(strategy)
+    @cfg(max_examples=budget, phases=[Phase.generate])
+    def search(faults: dict[str, Any]) -> None:
+        found = check(faults)
+        counts["search"] += 1
+        if found:
+            counts["broken"] += 1
+            if not first:
+                first.append((faults, found))
+        if progress is not None:
+            progress("search", counts["search"], counts["broken"])
+
+    search()
+    if not first:
+        return Finding(counts["search"], 0, None, [])
+
+    def broken(faults: dict[str, Any]) -> bool:
+        counts["shrink"] += 1
+        bad = bool(check(faults))
+        if progress is not None:
+            progress("shrink", counts["shrink"], counts["broken"])
+        return bad
+
+    try:
+        example = find(
+            strategy,
+            broken,
+            settings=cfg(max_examples=max(budget, 50), phases=[Phase.generate, Phase.shrink]),
+        )
+    except NoSuchExample:
+        example = first[0][0]
+    return Finding(counts["search"], counts["broken"], example, check(example))

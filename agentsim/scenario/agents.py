@@ -15,6 +15,8 @@ MODEL_FILE_ENGINES = ("mlc", "llamacpp")
 """Engines whose ``model`` is a model agentsim knows by name or a local ``.gguf`` file."""
 
 MAX_THREADS = 4096
+MAX_TEMPERATURE = 100.0
+MAX_PENALTY = 100.0
 
 
 def exists(*candidates: Path) -> bool:
@@ -62,6 +64,15 @@ def check_agent(
             )
     if spec.threads > MAX_THREADS:
         fail(["threads"], f"must be <= {MAX_THREADS}", spec.threads)
+    sampling = spec.sampling
+    if not sampling.temperature <= MAX_TEMPERATURE:
+        fail(["sampling", "temperature"], f"must be <= {MAX_TEMPERATURE:g}", sampling.temperature)
+    if not sampling.repetition_penalty <= MAX_PENALTY:
+        fail(
+            ["sampling", "repetition_penalty"],
+            f"must be <= {MAX_PENALTY:g}",
+            sampling.repetition_penalty,
+        )
     try:
         check_options(spec.engine, spec.options)
     except OptionsError as e:
@@ -70,12 +81,32 @@ def check_agent(
         got = f", got {show(value)}" if found and e.shows_value else ""
         line = where_line(text, parts, where)
         raise ScenarioError(f"{'.'.join(parts)} {e.rule}{got} ({line})") from None
+    if spec.engine == "scripted":
+        table = spec.options.get("table")
+        if isinstance(table, str) and table:
+            problem = _table_problem(table)
+            if problem:
+                fail(["options", "table"], problem, table)
     for i, tool in enumerate(spec.tools):
         if spec.tools.index(tool) != i:
             fail(["tools", str(i)], "must not repeat a tool", tool)
         problem = _tool_problem(tool)
         if problem:
             fail(["tools", str(i)], problem, tool)
+
+
+def _table_problem(table: str) -> str:
+    """Why a scripted ``table`` cannot be loaded ("" when it can). Like the engine, a path
+    is taken from the working directory the run starts in."""
+    from agentsim.engines.base import EngineUnavailable
+    from agentsim.engines.scripted import load_table
+
+    try:
+        load_table(table)
+    except EngineUnavailable as e:
+        reason = str(e).split(": ", 1)[-1]
+        return f"must be a task suite the scripted engine can load ({reason[:200]})"
+    return ""
 
 
 def _tool_problem(spec: str) -> str:
