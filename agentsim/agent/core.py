@@ -11,7 +11,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -22,7 +21,7 @@ from agentsim import __version__
 from agentsim.chat import ChatMessage, ChatRequest, request_hash
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.base import ContextOverflow, EngineError
-from agentsim.tools.replay import RecordedTools
+from agentsim.tools.replay import ToolReplay
 from agentsim.util import find_exception
 from agentsim.wire import (
     RUNNER,
@@ -103,9 +102,7 @@ class Agent:
         self.slow_factor = 1.0
         self.tool_names: list[str] = []
         self.tools: dict[str, Any] = {}
-        self.recorded_tools: RecordedTools | None = None
-        self.tools_fallback = False
-        self.tools_pace = True
+        self.tool_replay: ToolReplay | None = None
         self.inbox: dict[str, list[tuple[int, str, str, str]]] = {}
         self.busy = False
         self._last_from_runner = 0.0
@@ -193,14 +190,8 @@ class Agent:
             except ToolLoadError as e:
                 await self._send(RUNNER, Error(kind="engine_error", detail=f"tools: {e}"))
                 raise AgentExit(4, f"tools failed to load: {e}") from e
-        if config.engine == "replay" and config.options.get("tools", "replay") == "replay":
-            # a replay answers tool calls with the recorded results (a fork runs the tools
-            # the recorded run never called)
-            self.recorded_tools = RecordedTools(
-                Path(str(config.options["journal"])), str(config.options["agent"])
-            )
-            self.tools_fallback = config.options.get("fallback") is not None
-            self.tools_pace = bool(config.options.get("pace", True))
+        # a replay answers tool calls with the recorded results instead of running them
+        self.tool_replay = ToolReplay.for_engine(config.engine, config.options)
         info = self.engine.info()
         load_s = time.perf_counter() - t0
         await self._send(
@@ -323,10 +314,11 @@ class Agent:
         )
         self.busy = True
         try:
-            recorded = self._recorded_tool(msg)
+            replay = self.tool_replay
+            recorded = replay.answer(msg.name, msg.arguments) if replay else None
             if recorded is not None:
                 content, error, elapsed_s = recorded
-                if self.tools_pace:  # as long as the recorded tool took
+                if replay is not None and replay.pace:  # as long as the recorded tool took
                     await trio.sleep(elapsed_s)
             else:
                 if self.inline_engine:  # simulated agents keep to trio's (virtual) clock
@@ -348,22 +340,6 @@ class Agent:
             elapsed_s=elapsed_s,
         )
         await self._send(RUNNER, body, task_id=env.task_id, round=env.round)
-
-    def _recorded_tool(self, msg: ToolCallMsg) -> tuple[str, str, float] | None:
-        """In a replay: the recorded result of this call (content, error, elapsed), or a
-        ``tool_error`` naming the divergence; None when the tool should run."""
-        if self.recorded_tools is None:
-            return None
-        found = self.recorded_tools.take(msg.name, msg.arguments)
-        if found is not None:
-            return found.content, found.error, found.elapsed_s
-        if self.tools_fallback:
-            return None
-        return (
-            f"replay: no recorded result for {msg.name}({msg.arguments[:120]}) (the run diverged)",
-            "tool_error",
-            0.0,
-        )
 
     def _with_peers(self, env: Envelope, ask: Ask) -> tuple[list[ChatMessage], list[str]]:
         messages = list(ask.messages)

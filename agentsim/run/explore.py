@@ -32,9 +32,8 @@ import msgspec
 import structlog
 import trio
 import trio.testing
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
 
 from agentsim.bus.ipcdir import private_dir
 from agentsim.journal import read_journal
@@ -286,19 +285,43 @@ def _explore(
     if not first:
         return Finding(counts["search"], 0, None, [])
 
-    def broken(faults: dict[str, Any]) -> bool:
+    # Hypothesis shrinks what fails a test: the same derandomized search again, failing at
+    # the first broken schedule; its last failing call is the smallest schedule it found.
+    smallest: list[dict[str, Any]] = []
+
+    @given(strategy)
+    @cfg(max_examples=budget, phases=[Phase.generate, Phase.shrink])
+    def shrink(faults: dict[str, Any]) -> None:
         counts["shrink"] += 1
         bad = bool(check(faults))
         if progress is not None:
             progress("shrink", counts["shrink"], counts["broken"])
-        return bad
+        if bad:
+            smallest[:] = [faults]
+            raise _Broken
 
-    try:
-        example = find(
-            strategy,
-            broken,
-            settings=cfg(max_examples=max(budget, 50), phases=[Phase.generate, Phase.shrink]),
-        )
-    except NoSuchExample:
-        example = first[0][0]
+    with contextlib.suppress(_Broken):
+        shrink()
+    example = _fewest_rules(smallest[0] if smallest else first[0][0], check)
     return Finding(counts["search"], counts["broken"], example, check(example))
+
+
+def _fewest_rules(
+    faults: dict[str, Any], check: Callable[[dict[str, Any]], list[str]]
+) -> dict[str, Any]:
+    """``faults`` without the rules it still breaks an invariant without: no-ops first (empty
+    lists, p = 0), then each rule in turn."""
+    noop = {k: v for k, v in faults.items() if v == [] or (isinstance(v, dict) and v.get("p") == 0)}
+    if noop:
+        trimmed = {k: v for k, v in faults.items() if k not in noop}
+        if check(trimmed):
+            faults = trimmed
+    for key in list(faults):
+        trimmed = {k: v for k, v in faults.items() if k != key}
+        if trimmed and check(trimmed):
+            faults = trimmed
+    return faults
+
+
+class _Broken(Exception):
+    """A schedule broke an invariant (raised inside hypothesis so that it shrinks it)."""

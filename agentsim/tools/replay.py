@@ -9,8 +9,9 @@ call (tool name and arguments), in recorded order when a call repeats.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from agentsim.journal import read_journal
 
@@ -51,3 +52,38 @@ class RecordedTools:
         """The next recorded result of this call (None: the recorded run never made it)."""
         queue = self._results.get((name, arguments))
         return queue.popleft() if queue else None
+
+
+class ToolReplay:
+    """How an agent on the ``replay`` engine answers tool calls: with the recorded result;
+    with a ``tool_error`` naming the divergence when there is none (an exact replay), or by
+    running the tool (a fork, whose engine has a ``fallback``). ``pace``: take as long as the
+    recorded tool did."""
+
+    def __init__(self, recorded: RecordedTools, *, fallback: bool, pace: bool) -> None:
+        self.recorded = recorded
+        self.fallback = fallback
+        self.pace = pace
+
+    @classmethod
+    def for_engine(cls, engine: str, options: Mapping[str, Any]) -> ToolReplay | None:
+        """The tool replay an engine config asks for (None: tools run as usual)."""
+        if engine != "replay" or options.get("tools", "replay") != "replay":
+            return None
+        recorded = RecordedTools(Path(str(options["journal"])), str(options["agent"]))
+        return cls(
+            recorded,
+            fallback=options.get("fallback") is not None,
+            pace=bool(options.get("pace", True)),
+        )
+
+    def answer(self, name: str, arguments: str) -> RecordedResult | None:
+        """The result to send back, or None when the tool should run."""
+        found = self.recorded.take(name, arguments)
+        if found is not None or self.fallback:
+            return found
+        return RecordedResult(
+            f"replay: no recorded result for {name}({arguments[:120]}) (the run diverged)",
+            "tool_error",
+            0.0,
+        )
