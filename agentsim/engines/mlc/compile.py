@@ -14,7 +14,7 @@ import structlog
 import tvm
 from tvm import relax
 
-from agentsim.engines.mlc import attention
+from agentsim.engines.mlc import attention, cpu_ops
 from agentsim.engines.mlc.config import PAGE_SIZE, ModelConfig
 from agentsim.engines.mlc.model import CausalLM
 
@@ -52,8 +52,10 @@ def compile_model(
     if target.kind.name == "llvm" and fast_attention:
         mod = attention.install(mod, cfg.num_kv_heads, cfg.num_heads, cfg.head_dim, PAGE_SIZE)
     t1 = time.perf_counter()
+    llvm = target.kind.name == "llvm"
+    pipeline = cpu_ops.pipeline(target) if llvm else relax.get_default_pipeline(target)
     with target:
-        ex = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
+        ex = tvm.compile(mod, target=target, relax_pipeline=pipeline)
     t2 = time.perf_counter()
     ex.export_library(str(lib_path))
     log.info(
