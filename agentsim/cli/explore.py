@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from agentsim.cli.common import checked_work, configurations
+from agentsim.cli.common import checked_work, configurations, with_overrides
 from agentsim.cli.errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
 from agentsim.run.explore import explore, stand_ins, to_toml
 from agentsim.scenario.validate import load_scenario
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget", type=int, default=100, help="fault schedules to try per configuration"
     )
+    parser.add_argument("--limit", type=int, help="override [tasks].limit (tasks per run)")
 
 
 class _Progress:
@@ -58,7 +59,8 @@ def main(args: argparse.Namespace) -> int:
     if args.budget < 1:
         raise UsageError(f"--budget must be >= 1, got {args.budget} (command line)")
     base_dir = Path(args.scenario).resolve().parent
-    configs = configurations(args.scenario)
+    args.seed = None
+    configs = [(label, with_overrides(sc, args)) for label, sc in configurations(args.scenario)]
     worst = EXIT_OK
     for label, scenario in configs:
         checked_work(scenario, base_dir, args.scenario)

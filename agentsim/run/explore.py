@@ -36,6 +36,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from agentsim.bus.ipcdir import private_dir
+from agentsim.engines.base import EngineUnavailable
+from agentsim.engines.scripted import load_table
 from agentsim.journal import read_journal
 from agentsim.logs import configure_logging
 from agentsim.run.simulate import simulate
@@ -68,7 +70,7 @@ def stand_ins(scenario: Scenario) -> tuple[Scenario, list[str]]:
         options: dict[str, Any] = {"reply": "Final Answer: {gold}", "error_rate": 0.3}
         if scenario.environment:
             options = {"strategy": "random", "p": 0.5}
-        elif scenario.tasks.suite == "gsm8k" or scenario.tasks.suite.endswith(".jsonl"):
+        elif _table_loads(scenario.tasks.suite):
             options["table"] = scenario.tasks.suite
         call = next((_TOOL_CALLS[t] for t in spec.tools if t in _TOOL_CALLS), "")
         if call and not scenario.environment:
@@ -78,6 +80,14 @@ def stand_ins(scenario: Scenario) -> tuple[Scenario, list[str]]:
             spec, engine="scripted", model=f"stand-in-{name}", options=options, remote=False
         )
     return msgspec.structs.replace(scenario, agents=agents), replaced
+
+
+def _table_loads(suite: str) -> bool:
+    try:
+        load_table(suite)
+    except EngineUnavailable:
+        return False
+    return True
 
 
 def explored_agents(scenario: Scenario) -> list[str]:
