@@ -27,6 +27,7 @@ from agentsim.agent.streams import InboundStreams, Report
 from agentsim.chat import ChatRequest, request_hash
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.base import ContextOverflow, EngineError
+from agentsim.tools.replay import ToolReplay
 from agentsim.util import find_exception
 from agentsim.wire import (
     BROADCAST,
@@ -106,6 +107,7 @@ class Agent:
         self.tool_names: list[str] = []
         self.tools: dict[str, Any] = {}
         self.inbox = PeerInbox()
+        self.tool_replay: ToolReplay | None = None
         self.busy = False
         self.peers: frozenset[str] = frozenset()
         self.streams = InboundStreams(name, grace_s=2.0)
@@ -188,6 +190,8 @@ class Agent:
             except ToolLoadError as e:
                 await self._send(RUNNER, Error(kind="engine_error", detail=f"tools: {e}"))
                 raise AgentExit(4, f"tools failed to load: {e}") from e
+        # a replay answers tool calls with the recorded results instead of running them
+        self.tool_replay = ToolReplay.for_engine(config.engine, config.options)
         info = self.engine.info()
         load_s = time.perf_counter() - t0
         await self._send(
@@ -311,7 +315,8 @@ class Agent:
         the agent is re-parented and exits within ``parent_poll_s``. (Linux's PDEATHSIG would
         fire when the *thread* that spawned us exits, which trio's worker threads do.)
         """
-        parent_poll_s = 0.2
+        # without a parent to watch (in-process agents) waking once a beat is enough
+        parent_poll_s = 0.2 if self.parent_pid else self.heartbeat_s
         waited = 0.0
         while True:
             await trio.sleep(parent_poll_s)
@@ -340,21 +345,30 @@ class Agent:
         )
         self.busy = True
         try:
-            if self.inline_engine:  # simulated agents keep to trio's (virtual) clock
-                outcome = run_tool_call(call, self.tools)
+            replay = self.tool_replay
+            recorded = replay.answer(msg.name, msg.arguments) if replay else None
+            if recorded is not None:
+                content, error, elapsed_s = recorded
+                if replay is not None and replay.pace:  # as long as the recorded tool took
+                    await trio.sleep(elapsed_s)
             else:
-                outcome = await trio.to_thread.run_sync(
-                    run_tool_call, call, self.tools, abandon_on_cancel=True
-                )
+                if self.inline_engine:  # simulated agents keep to trio's (virtual) clock
+                    outcome = run_tool_call(call, self.tools)
+                else:
+                    outcome = await trio.to_thread.run_sync(
+                        run_tool_call, call, self.tools, abandon_on_cancel=True
+                    )
+                content, error = outcome.content(), outcome.problem or ""
+                elapsed_s = round(outcome.elapsed_s, 6)
         finally:
             self.busy = False
         body = ToolResultMsg(
             call_id=msg.call_id,
             name=msg.name,
-            content=outcome.content(),
-            error=outcome.problem or "",
+            content=content,
+            error=error,
             in_reply_to=env.msg_id,
-            elapsed_s=round(outcome.elapsed_s, 6),
+            elapsed_s=elapsed_s,
         )
         await self._send(RUNNER, body, task_id=env.task_id, round=env.round)
 

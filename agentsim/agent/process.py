@@ -81,6 +81,10 @@ def main(args: argparse.Namespace) -> int:
             link.close()
 
     code = trio.run(_run)
+    if code == 6:  # the runner process is gone: its socket folder is ours to clean up
+        from agentsim.bus.ipcdir import release_if_orphaned
+
+        release_if_orphaned(args.connect)
     sys.stdout.flush()
     # Hand what is still queued (the reports sent on Shutdown) to the broker before leaving:
     # os._exit would drop it. Bounded by the socket's linger.

@@ -61,17 +61,38 @@ class MemoryHub:
 
 
 class MemoryLink:
+    """An agent's end. ``pause`` freezes it like SIGSTOP freezes a process: nothing goes
+    in or out (heartbeats included) until ``resume``; frames sent to it wait in its queue."""
+
     def __init__(self, hub: MemoryHub, identity: bytes, recv: trio.MemoryReceiveChannel[bytes]):
         self.hub = hub
         self.identity = identity
         self._recv = recv
+        self._running: trio.Event | None = None
+
+    def pause(self) -> None:
+        if self._running is None:
+            self._running = trio.Event()
+
+    def resume(self) -> None:
+        if self._running is not None:
+            self._running.set()
+            self._running = None
+
+    async def _unfrozen(self) -> None:
+        while self._running is not None:
+            await self._running.wait()
 
     async def send(self, frame: bytes) -> None:
+        await self._unfrozen()
         self.hub._in_send.send_nowait((self.identity, frame))
         await trio.lowlevel.checkpoint()
 
     async def recv(self) -> bytes:
-        return await self._recv.receive()
+        await self._unfrozen()
+        frame = await self._recv.receive()
+        await self._unfrozen()
+        return frame
 
     def close(self) -> None:
         self.hub.drop(self.identity.decode())

@@ -9,15 +9,14 @@ identity, so no key holder can take another agent's routing identity before it c
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from collections import deque
 
 import trio
 import zmq
 
 from agentsim.bus.broker import Undeliverable
+from agentsim.bus.ipcdir import private_dir
 from agentsim.bus.zsock import TrioSocket
 from agentsim.wire import MAX_FRAME_BYTES
 
@@ -33,9 +32,8 @@ def default_endpoint(transport: str, bind: str = "") -> tuple[str, str | None]:
         return bind, None
     if transport == "tcp":
         return "tcp://127.0.0.1:*", None
-    d = tempfile.mkdtemp(prefix="agentsim-")
-    os.chmod(d, 0o700)
-    return f"ipc://{d}/bus", d
+    d = private_dir()  # removed by the runner at the end (see agentsim.bus.ipcdir)
+    return f"ipc://{d}/bus", str(d)
 
 
 class RouterTransport:

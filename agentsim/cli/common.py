@@ -4,12 +4,16 @@ configurations of a (sweep) file, and one assembled run executed with its exit c
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import trio
 
+from agentsim.bus.faults import FaultLayer
 from agentsim.cli.errors import EXIT_OK, UsageError, fail
 from agentsim.protocols import ProtocolLoadError
 from agentsim.report.progress import LiveProgress
@@ -18,6 +22,7 @@ from agentsim.run.assemble import assemble
 from agentsim.run.errors import RunError
 from agentsim.run.folder import RunFolder
 from agentsim.run.work import Work, load_work
+from agentsim.scenario.errors import where_line
 from agentsim.scenario.schema import Scenario
 from agentsim.scenario.sweep import expand
 from agentsim.tasks import TaskError
@@ -30,18 +35,30 @@ def configurations(path: str) -> list[tuple[str, Scenario]]:
     return expand(p.read_text(encoding="utf-8"), str(p), p.resolve().parent)
 
 
-def checked_work(scenario: Scenario, base_dir: Path) -> Work:
-    """Tasks, scorer and protocol for ``scenario``; a protocol checks its options when built."""
+def checked_work(scenario: Scenario, base_dir: Path, where: str = "") -> Work:
+    """Tasks, scorer and protocol for ``scenario``; a protocol checks its options when built.
+
+    ``where`` (the scenario file) places a bad protocol option at its line.
+    """
     try:
         work = load_work(scenario, base_dir)
-        work.protocol(scenario)
-        return work
     except TaskError as e:
         raise UsageError(f"tasks.suite: {e}") from None
     except ProtocolLoadError as e:
         raise UsageError(str(e)) from None
-    except (ValueError, KeyError) as e:
-        raise UsageError(f"protocol.options: {e} ({scenario.run.name})") from None
+    try:
+        work.protocol(scenario)
+    except ProtocolLoadError as e:
+        raise UsageError(str(e)) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        # a protocol's own option checks, or an option of the wrong shape it tripped over
+        place = scenario.run.name
+        if where:
+            text = Path(where).read_text(encoding="utf-8")
+            place = where_line(text, ["protocol", "options"], where)
+        detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        raise UsageError(f"protocol.options: {detail} ({place})") from None
+    return work
 
 
 def with_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:
@@ -59,6 +76,23 @@ def with_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:
     return scenario
 
 
+async def _until_signalled(run: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """``run()``, with SIGTERM and SIGHUP handled like Ctrl-C: the run stops the way it does
+    on an interrupt (agents stopped, journal flushed, partial summary, temp folder removed)
+    instead of the process dying on the spot."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for _ in signals:
+                    raise KeyboardInterrupt
+
+            nursery.start_soon(watch)
+            summary = await run()
+            nursery.cancel_scope.cancel()
+    return summary
+
+
 def execute(
     scenario: Scenario,
     work: Work,
@@ -68,6 +102,7 @@ def execute(
     *,
     quiet: bool,
     name: str = "",
+    faults: FaultLayer | None = None,
 ) -> tuple[int, RunFolder]:
     """Assemble one run with agent processes, run it with a progress bar, print its line.
 
@@ -85,10 +120,11 @@ def execute(
         argv=sys.argv,
         progress=progress,
         reporter=write_reports,
+        faults=faults,
     )
     try:
         with progress:
-            summary = trio.run(made.run)
+            summary = trio.run(_until_signalled, made.run)
     except KeyboardInterrupt:
         return fail("interrupted", f"partial results in {made.path}"), made.folder
     except BaseException as exc:

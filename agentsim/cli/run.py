@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     text = path.read_text(encoding="utf-8")
     base_dir = path.resolve().parent
     configs = [(label, with_overrides(sc, args)) for label, sc in configurations(str(path))]
-    prepared = [(label, sc, checked_work(sc, base_dir)) for label, sc in configs]
+    prepared = [(label, sc, checked_work(sc, base_dir, str(path))) for label, sc in configs]
     out = Path(args.out or configs[0][1].run.out)
     if len(prepared) == 1 and not prepared[0][0]:
         _, scenario, work = prepared[0]

@@ -19,7 +19,7 @@ def main(args: argparse.Namespace) -> int:
     base_dir = Path(args.scenario).resolve().parent
     configs = configurations(args.scenario)
     for _, sc in configs:
-        checked_work(sc, base_dir)
+        checked_work(sc, base_dir, args.scenario)
     if len(configs) > 1:
         print(f"{args.scenario}: sweep of {len(configs)} configurations")
     n = len(scenario.agents)

@@ -27,6 +27,7 @@ gets the same completion whatever the order in which requests arrive.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -34,10 +35,10 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from agentsim.chat import ChatRequest, Completion, EngineInfo, Timings, Usage
 from agentsim.engines.base import EngineConfig, EngineUnavailable
+from agentsim.engines.options import Latency, OptionsError, ScriptedOptions, decode_options
 
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _PEER_LINE = re.compile(r"^- [^:]+: (.*)$", re.MULTILINE)
@@ -47,14 +48,48 @@ class SimulatedCrash(BaseException):
     """An in-process agent "dies" (the simulated bus's stand-in for a process exit)."""
 
 
-def _load_table(spec: str) -> dict[str, str]:
+class GoldTable:
+    """Questions → gold answers, with each prompt's lookup remembered (a debate asks about
+    the same question many times, and a miss scans the whole table)."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table = table
+        self._found: dict[str, tuple[str, str] | None] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.table)
+
+    def find(self, content: str) -> tuple[str, str] | None:
+        if content in self._found:
+            return self._found[content]
+        key = content.strip()
+        hit = (key, self.table[key]) if key in self.table else None
+        if hit is None:
+            hit = next(((q, g) for q, g in self.table.items() if q in content), None)
+        if len(self._found) > 4096:
+            self._found.clear()
+        self._found[content] = hit
+        return hit
+
+
+def load_table(spec: str) -> GoldTable:
+    """The gold table ``spec`` names (a suite name or a ``.jsonl`` path from the working
+    directory); raises ``EngineUnavailable`` when it cannot be loaded."""
+    return _table(spec, str(Path.cwd()))
+
+
+@functools.lru_cache(maxsize=8)
+def _table(spec: str, cwd: str) -> GoldTable:
+    """A gold table, loaded once per process (explore builds hundreds of engines)."""
     from agentsim.tasks import load_suite
 
     try:
-        tasks, _ = load_suite(spec, base_dir=Path.cwd())
+        tasks, _ = load_suite(spec, base_dir=Path(cwd))
     except (OSError, ValueError) as e:
         raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: {e}") from e
-    return {t.question.strip(): t.answer for t in tasks}
+    if not tasks:
+        raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: it holds no tasks")
+    return GoldTable({t.question.strip(): t.answer for t in tasks})
 
 
 class ScriptedEngine:
@@ -63,25 +98,22 @@ class ScriptedEngine:
     def __init__(self, config: EngineConfig) -> None:
         t0 = time.perf_counter()
         self.config = config
-        o = config.options
-        self.table = _load_table(str(o["table"])) if "table" in o else {}
-        self.error_rate = float(o.get("error_rate", 0.0))
-        self.malformed_rate = float(o.get("malformed_rate", 0.0))
-        self.conformity = float(o.get("conformity", 0.0))
-        self.script = [str(s) for s in o.get("script", [])]
-        self.rules = [(re.compile(str(r["match"])), str(r["reply"])) for r in o.get("rules", [])]
-        self.reply = str(o.get("reply", "The answer is {gold}."))
-        self.latency: Any = o.get("latency", o.get("latency_s", 0.0))
-        self.slow = float(o.get("slow", 1.0))
-        self.crash_after = int(o.get("crash_after", 0))
-        self.strategy = str(o.get("strategy", ""))
-        if self.strategy:
-            from agentsim.engines.strategies import STRATEGIES
-
-            if self.strategy not in STRATEGIES:
-                raise EngineUnavailable(
-                    f"scripted strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
-                )
+        try:
+            o = decode_options(config.options, ScriptedOptions)
+        except OptionsError as e:
+            raise EngineUnavailable(f"scripted: {e}") from None
+        self.options = o
+        self.table = load_table(o.table) if o.table else GoldTable({})
+        self.error_rate = o.error_rate
+        self.malformed_rate = o.malformed_rate
+        self.conformity = o.conformity
+        self.script = list(o.script)
+        self.rules = [(re.compile(r.match), r.reply) for r in o.rules]
+        self.reply = o.reply
+        self.latency: Latency | float = o.latency if o.latency is not None else o.latency_s
+        self.slow = o.slow
+        self.crash_after = o.crash_after
+        self.strategy = o.strategy
         self.calls = 0
         self.virtual = False  # in simulation the agent sleeps ``last_latency`` on trio's clock
         self.last_latency = 0.0
@@ -109,26 +141,19 @@ class ScriptedEngine:
         return ""
 
     def _questions(self, content: str) -> list[tuple[str, str]]:
-        key = content.strip()
-        if key in self.table:
-            return [(key, self.table[key])]
-        return [(q, g) for q, g in self.table.items() if q in content][:1]
+        found = self.table.find(content) if self.table else None
+        return [found] if found else []
 
     def _sleep(self, rng: random.Random) -> None:
         lat = self.latency
-        seconds = 0.0
-        if isinstance(lat, int | float):
-            seconds = float(lat)
-        elif isinstance(lat, dict):
-            dist = lat.get("dist", "fixed")
-            if dist == "uniform":
-                seconds = rng.uniform(float(lat.get("low", 0.0)), float(lat.get("high", 0.0)))
-            elif dist == "lognormal":
-                seconds = rng.lognormvariate(
-                    float(lat.get("mu", -3.0)), float(lat.get("sigma", 0.5))
-                )
-            else:
-                seconds = float(lat.get("value", 0.0))
+        if isinstance(lat, float):
+            seconds = lat
+        elif lat.dist == "uniform":
+            seconds = rng.uniform(lat.low, lat.high)
+        elif lat.dist == "lognormal":
+            seconds = rng.lognormvariate(lat.mu, lat.sigma)
+        else:
+            seconds = lat.value
         self.last_latency = seconds * self.slow
         if seconds > 0 and not self.virtual:
             time.sleep(self.last_latency)

@@ -50,7 +50,13 @@ def load_protocol_class(kind: str, base_dir: Path | None = None) -> type[BasePro
         try:
             spec.loader.exec_module(module)
         except TypeError as e:  # a protocol class whose phase table is wrong, for one
+            del sys.modules[spec.name]
             raise ProtocolLoadError(f"protocol.kind {kind!r}: {e}") from e
+        except Exception as e:  # the user's file: one line, not a traceback
+            del sys.modules[spec.name]
+            raise ProtocolLoadError(
+                f"protocol.kind file {module_name!r} failed to import: {e!r}"
+            ) from e
     else:
         try:
             module = importlib.import_module(module_name)

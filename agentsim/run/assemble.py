@@ -8,6 +8,7 @@ returns them as an ``AssembledRun``; the caller runs it (``trio.run(made.run)`` 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -18,7 +19,8 @@ import zmq
 from agentsim.bus.auth import CurveSetup, KeyFileError, ZapHandler, allowed_keys, load_secret
 from agentsim.bus.broker import Transport
 from agentsim.bus.faults import FaultLayer
-from agentsim.bus.faults_seeded import FaultConfigError, build_fault_layer
+from agentsim.bus.faults_seeded import build_fault_layer
+from agentsim.bus.faults_spec import FaultConfigError
 from agentsim.bus.memory import MemoryHub
 from agentsim.bus.zmq_transport import RouterTransport, default_endpoint
 from agentsim.engines import Engine, EngineConfig, make_engine
@@ -151,10 +153,14 @@ def _bus(
     scenario: Scenario, base_dir: Path
 ) -> tuple[Transport, str, str | None, CurveSetup | None]:
     endpoint, cleanup = default_endpoint(scenario.run.transport, scenario.run.bind)
-    curve = curve_setup(scenario, base_dir)
     try:
+        curve = curve_setup(scenario, base_dir)
         transport = RouterTransport(endpoint, curve_secret=curve.server_secret if curve else None)
     except Exception as e:  # zmq raises ZMQError with errno text
+        if cleanup:  # no runner will remove the socket folder: do it now
+            shutil.rmtree(cleanup, ignore_errors=True)
+        if isinstance(e, RunSetupError):
+            raise
         raise RunSetupError(f"run.bind cannot be bound, got {endpoint!r}: {e}") from None
     return transport, transport.endpoint, cleanup, curve
 

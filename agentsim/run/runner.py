@@ -88,7 +88,9 @@ class Runner:
             curve.zap.on_refused = self._refused
         self.outbox = Outbox(self.run_id, RUNNER, per_dst=True)
         self.seeded = faults if isinstance(faults, SeededFaults) else None
-        self.process_faults = ProcessFaults(self.seeded.spec if self.seeded else None, self.journal)
+        if self.seeded is not None:  # the fault layer records the harm it knows it did
+            self.seeded.attach(self.record)
+        self.process_faults = ProcessFaults.of(self.seeded, self.journal)
         self.broker = Broker(
             transport,
             self.journal,
@@ -125,6 +127,10 @@ class Runner:
         """Record a failure: timestamped, its injected causes added, journaled."""
         if not failure.at:
             failure = msgspec.structs.replace(failure, at=self.journal.now())
+        if self.seeded is not None and self.seeded.repeats(failure):
+            # a receiver confirms what the fault layer recorded: journaled, not counted twice
+            self.journal.write("failure_repeat", **msgspec.to_builtins(failure))
+            return
         causes = (
             detectors.fault_causes(failure, self.seeded.by_msg, self.process_faults.by_agent)
             if self.seeded is not None

@@ -92,6 +92,10 @@ def expand(text: str, where: str, base_dir: Path) -> list[tuple[str, Scenario]]:
     except msgspec.ValidationError as e:
         raise ScenarioError(f"sweep: {e} ({where_line(text, ['sweep'], where)})") from None
     configs = spec.configs or [{"name": "base"}]
+    for key, values in spec.axes.items():
+        if not values:  # a cross product with an empty axis has no configurations at all
+            line = where_line(text, ["sweep", "axes", key], where)
+            raise ScenarioError(f"sweep.axes.{key} must list at least one value, got [] ({line})")
     out: list[tuple[str, Scenario]] = []
     keys = list(spec.axes)
     for i, cfg in enumerate(configs):

@@ -8,6 +8,7 @@ before a run starts.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -15,10 +16,10 @@ from typing import Any
 
 import msgspec
 
-from agentsim.bus.faults_seeded import FaultConfigError, parse_faults
-from agentsim.engines import ENGINE_NAMES
+from agentsim.bus.faults_spec import FaultConfigError, parse_faults
 from agentsim.environments import EnvironmentConfigError, parse_environment
 from agentsim.protocols import PROTOCOLS
+from agentsim.scenario.agents import check_agent, exists
 from agentsim.scenario.errors import ScenarioError, explain, placed, show, where_line
 from agentsim.scenario.schema import NAME_PATTERN, AgentSpec, Scenario
 from agentsim.tasks import BUILTIN_SUITES
@@ -67,8 +68,34 @@ def scenario_from_raw(
         scenario = msgspec.convert(raw, Scenario)
     except msgspec.ValidationError as e:
         raise ScenarioError(explain(str(e), raw, text, where)) from None
+    _check_numbers(raw, [], text, where)
     _cross_check(scenario, raw, text, where, base_dir or Path.cwd())
     return scenario
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_numbers(value: Any, parts: list[str], text: str, where: str) -> None:
+    """Every integer fits in 64 bits (the wire and the journal carry no more) and no float
+    is NaN, wherever it is in the file — before any field's own rule looks at it."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_numbers(v, [*parts, str(k)], text, where)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_numbers(v, [*parts, str(i)], text, where)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        field = ".".join(parts) or "scenario"
+        raise ScenarioError(
+            f"{field} must fit in a signed 64-bit integer ({INT64[0]}..{INT64[1]}), got "
+            f"{value} ({where_line(text, parts, where)})"
+        )
+    elif isinstance(value, float) and math.isnan(value):
+        field = ".".join(parts) or "scenario"
+        raise ScenarioError(f"{field} must be a number, got nan ({where_line(text, parts, where)})")
 
 
 def _loopback(endpoint: str) -> bool:
@@ -101,37 +128,40 @@ def _cross_check(
             run.bind,
         )
     for i, key in enumerate(run.allowed_keys):
-        if not (base / key).exists() and not Path(key).exists():
+        if not exists(base / key, Path(key)):
             fail(["run", "allowed_keys", str(i)], "must name an existing .key file or folder", key)
-    if (
-        run.server_key
-        and not (base / run.server_key).exists()
-        and not Path(run.server_key).exists()
-    ):
+    if run.server_key and not exists(base / run.server_key, Path(run.server_key)):
         fail(["run", "server_key"], "must name an existing .key_secret file", run.server_key)
     for name, spec in scenario.agents.items():
-        if spec.engine not in ENGINE_NAMES:
-            fail(
-                ["agents", name, "engine"], f"must be one of {', '.join(ENGINE_NAMES)}", spec.engine
-            )
-        if (
-            spec.model.endswith(".gguf")
-            and not (base / spec.model).exists()
-            and not Path(spec.model).exists()
-        ):
-            fail(["agents", name, "model"], "must name an existing .gguf file", spec.model)
+        check_agent(name, spec, raw, text, where, base)
     for i, agent in enumerate(scenario.protocol.agents):
         if agent not in scenario.agents:
             fail(
                 ["protocol", "agents", str(i)], "must name an agent declared under [agents]", agent
             )
+        if scenario.protocol.agents.index(agent) != i:
+            fail(["protocol", "agents", str(i)], "must not repeat an agent", agent)
     kind = scenario.protocol.kind
     if kind not in PROTOCOLS and ":" not in kind and not scenario.environment:
         fail(["protocol", "kind"], f"must be one of {', '.join(sorted(PROTOCOLS))}", kind)
+    module = kind.partition(":")[0]
+    if (
+        kind not in PROTOCOLS
+        and module.endswith(".py")
+        and not scenario.environment
+        and not exists(Path(module), base / module)
+    ):
+        fail(["protocol", "kind"], "must name an existing .py file (path:Class)", kind)
     if scenario.faults:
+        started = scenario.protocol_agents() if not scenario.environment else list(scenario.agents)
         try:
-            parse_faults(scenario.faults, list(scenario.agents))
+            parse_faults(scenario.faults, started)
         except FaultConfigError as e:
+            if not scenario.environment and scenario.protocol.agents:
+                # name the rule that makes a declared agent "not started"
+                e = FaultConfigError(
+                    str(e).replace("a declared agent", "an agent the run starts (protocol.agents)")
+                )
             raise placed(e, raw, text, where) from None
     if scenario.environment:
         try:
@@ -142,7 +172,7 @@ def _cross_check(
     suite = scenario.tasks.suite
     if suite not in BUILTIN_SUITES:
         path = Path(suite) if Path(suite).is_absolute() else base / suite
-        if not path.exists() and not Path(suite).exists():
+        if not exists(path, Path(suite)):
             fail(
                 ["tasks", "suite"],
                 f"must be a built-in suite ({', '.join(sorted(BUILTIN_SUITES))}) or an existing .jsonl file",

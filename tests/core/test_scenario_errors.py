@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentsim.scenario import ScenarioError
+from agentsim.scenario.sweep import expand
 from agentsim.scenario.validate import load_scenario
 
 CASES = [
@@ -70,6 +71,111 @@ CASES = [
         '[agents.a]\nengine = "scripted"\n[faults]\nkill = [{ agent = "zz" }]\n',
         "faults.kill[0].agent must name a declared agent, got 'zz' ({f}:4)",
     ),
+    (
+        "unknown_tool",
+        '[agents.a]\nengine = "scripted"\ntools = ["calculater"]\n',
+        "agents.a.tools.0 must be a built-in tool (calculator, python, search), module:function "
+        "or path/to/file.py:function, got 'calculater' ({f}:3)",
+    ),
+    (
+        "missing_tool_file",
+        '[agents.a]\nengine = "scripted"\ntools = ["nope.py:f"]\n',
+        "agents.a.tools.0 must name a loadable tool (file {d}/nope.py does not exist), "
+        "got 'nope.py:f' ({f}:3)",
+    ),
+    (
+        "unknown_model",
+        '[agents.a]\nengine = "mlc"\nmodel = "llama-70b"\n',
+        "agents.a.model must be a known model (smollm2-135m-instruct; see `agentsim models "
+        "list`) or a .gguf file, got 'llama-70b' ({f}:3)",
+    ),
+    (
+        "option_range",
+        '[agents.a]\nengine = "scripted"\noptions = { table = "gsm8k", error_rate = 7 }\n',
+        "agents.a.options.error_rate must be <= 1.0, got 7 ({f}:3)",
+    ),
+    (
+        "option_unknown",
+        '[agents.a]\nengine = "mlc"\n[agents.a.options]\ntargt = "llvm"\n',
+        "agents.a.options.targt is not a known key ({f}:4)",
+    ),
+    (
+        "option_choice",
+        '[agents.a]\nengine = "mlc"\n[agents.a.options]\ntarget = "tpu"\n',
+        "agents.a.options.target must be one of cuda, llvm, got 'tpu' ({f}:4)",
+    ),
+    (
+        "option_type",
+        '[agents.a]\nengine = "scripted"\n[agents.a.options]\nlatency = "fast"\n',
+        "agents.a.options.latency must be a table, got 'fast' ({f}:4)",
+    ),
+    (
+        "option_nested",
+        '[agents.a]\nengine = "scripted"\n[agents.a.options]\n'
+        'latency = { dist = "uniform", low = 2, high = 1 }\n',
+        "agents.a.options.latency.high must be >= low (2), got 1 ({f}:4)",
+    ),
+    (
+        "scripted_table",
+        '[agents.a]\nengine = "scripted"\noptions = { table = "gsm9k" }\n',
+        "agents.a.options.table must be a task suite the scripted engine can load (tasks file "
+        "{cwd}/gsm9k cannot be read: No such file or directory), got 'gsm9k' ({f}:3)",
+    ),
+    (
+        "int_beyond_64_bits",
+        '[run]\nseed = 18446744073709551616\n[agents.a]\nengine = "scripted"\n',
+        "run.seed must fit in a signed 64-bit integer (-9223372036854775808..9223372036854775807),"
+        " got 18446744073709551616 ({f}:2)",
+    ),
+    (
+        "int_beyond_64_bits_in_options",
+        '[agents.a]\nengine = "scripted"\noptions = { crash_after = 99999999999999999999 }\n',
+        "agents.a.options.crash_after must fit in a signed 64-bit integer "
+        "(-9223372036854775808..9223372036854775807), got 99999999999999999999 ({f}:3)",
+    ),
+    (
+        "nan",
+        '[agents.a]\nengine = "scripted"\nsampling = { temperature = nan }\n',
+        "agents.a.sampling.temperature must be >= 0.0, got nan ({f}:3)",
+    ),
+    (
+        "nan_anywhere",
+        '[agents.a]\nengine = "scripted"\n[protocol]\noptions = { weight = nan }\n',
+        "protocol.options.weight must be a number, got nan ({f}:4)",
+    ),
+    (
+        "fault_kind",
+        '[agents.a]\nengine = "scripted"\n[faults]\ndrop = { kinds = ["replies"] }\n',
+        "faults.drop.kinds[0] must be one of ask, reply, peer, tool_call, tool_result, error, "
+        "got 'replies' ({f}:4)",
+    ),
+    (
+        "fault_not_started",
+        '[agents.a]\nengine = "scripted"\n[agents.b]\nengine = "scripted"\n'
+        '[protocol]\nagents = ["a"]\n[faults]\nkill = [{ agent = "b" }]\n',
+        "faults.kill[0].agent must name an agent the run starts (protocol.agents), got 'b' ({f}:8)",
+    ),
+    (
+        "fault_link",
+        '[agents.a]\nengine = "scripted"\n[faults]\ndelay = { links = ["runner->zed"] }\n',
+        "faults.delay.links[0] must name a declared agent or 'runner', got 'zed' ({f}:4)",
+    ),
+    (
+        "fault_partition_one_group",
+        '[agents.a]\nengine = "scripted"\n[faults]\npartition = [{ groups = [["a"]] }]\n',
+        "faults.partition[0].groups must list at least two groups (a partition separates "
+        "groups from each other), got 1 ({f}:4)",
+    ),
+    (
+        "fault_window",
+        '[agents.a]\nengine = "scripted"\n[faults]\ndrop = { start_s = 5, end_s = 2 }\n',
+        "faults.drop.end_s must be > start_s (5) or 0 (no end), got 2 ({f}:4)",
+    ),
+    (
+        "sweep_empty_axis",
+        '[agents.a]\nengine = "scripted"\n[sweep.axes]\n"run.seed" = []\n',
+        "sweep.axes.run.seed must list at least one value, got [] ({f}:3)",
+    ),
     ("no_agents", '[run]\nname = "x"\n', "agents must declare at least one agent ({f})"),
     (
         "syntax",
@@ -87,10 +193,14 @@ def test_bad_scenario_gives_its_one_line_error(
 ) -> None:
     f = tmp_path / f"{name}.toml"
     f.write_text(text)
+
+    def load() -> object:
+        return expand(text, str(f), tmp_path) if "sweep" in name else load_scenario(f)
+
     with pytest.raises(ScenarioError) as info:
-        load_scenario(f)
+        load()
     msg = str(info.value)
-    want = expected.format(f=f)
+    want = expected.format(f=f, d=Path.cwd(), cwd=Path.cwd())
     if name in PREFIX_ONLY:
         assert msg.startswith("protocol.kind must be one of ") and msg.endswith(
             f"got 'chaos' ({f}:4)"

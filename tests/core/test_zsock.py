@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import trio
 import zmq
 
@@ -12,7 +14,7 @@ def test_router_dealer_exchange_many_messages_both_ways_concurrently() -> None:
     n = 2000
 
     async def main() -> None:
-        endpoint, _ = default_endpoint("ipc")
+        endpoint, folder = default_endpoint("ipc")
         router = RouterTransport(endpoint)
         dealers = [DealerLink(router.endpoint, f"d{i}") for i in range(3)]
         received: dict[bytes, list[int]] = {}
@@ -50,6 +52,8 @@ def test_router_dealer_exchange_many_messages_both_ways_concurrently() -> None:
         for d in dealers:
             d.close()
         router.close()
+        assert folder is not None
+        shutil.rmtree(folder)
 
     trio.run(main)
 
@@ -77,5 +81,8 @@ def test_default_bind_is_private_ipc() -> None:
     import os
     import stat
 
-    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
-    assert zmq.has("ipc")
+    try:
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+        assert zmq.has("ipc")
+    finally:
+        shutil.rmtree(d)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import trio
 
 from agentsim.agent.core import Agent
-from agentsim.bus.memory import MemoryHub
+from agentsim.bus.memory import MemoryHub, MemoryLink
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.scripted import SimulatedCrash
 from agentsim.run.launchers.base import AgentHandle, AgentLaunch
@@ -28,6 +28,7 @@ class TaskHandle:
         self.done = trio.Event()
         self.scope = trio.CancelScope()
         self.paused = False
+        self.link: MemoryLink | None = None
 
     async def wait(self) -> int:
         await self.done.wait()
@@ -45,10 +46,15 @@ class TaskHandle:
         self.scope.cancel()
 
     def pause(self) -> None:
+        """Freeze the agent's link (the simulated SIGSTOP)."""
         self.paused = True
+        if self.link is not None:
+            self.link.pause()
 
     def resume(self) -> None:
         self.paused = False
+        if self.link is not None:
+            self.link.resume()
 
 
 class InProcessLauncher:
@@ -65,7 +71,7 @@ class InProcessLauncher:
     async def start(self, launch: AgentLaunch, *, nursery: trio.Nursery) -> AgentHandle:
         self._next_pid += 1
         handle = TaskHandle(launch.name, self._next_pid)
-        link = self.hub.link(launch.name)
+        link = handle.link = self.hub.link(launch.name)
         agent = Agent(
             link,
             launch.name,
