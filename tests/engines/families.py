@@ -46,7 +46,9 @@ CASES: dict[str, Case] = {
     "mistral-sliding": Case(TinySpec(quant="Q4_1", sliding_window=12, seed=24), tokens=40),
     "qwen2-mixed": Case(TinySpec(arch="qwen2", mix=ALL_TYPES, seed=25)),
     "qwen3-mixed": Case(TinySpec(arch="qwen3", head_dim=64, mix=ALL_TYPES, seed=26)),
-    "gemma-mixed": Case(TinySpec(arch="gemma", tokenizer="llama", vocab=400, mix=ALL_TYPES, seed=27)),
+    "gemma-mixed": Case(
+        TinySpec(arch="gemma", tokenizer="llama", vocab=400, mix=ALL_TYPES, seed=27)
+    ),
     "gemma2-sliding": Case(
         TinySpec(
             arch="gemma2",
