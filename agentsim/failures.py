@@ -6,9 +6,18 @@ table; never rename a kind — journals from older runs name them.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 import msgspec
+
+ToolFailureKind = Literal[
+    "tool_call_malformed",
+    "unknown_tool",
+    "invalid_tool_arguments",
+    "tool_error",
+    "tool_timeout",
+]
+"""The tool category, also as a type: tools report their problems with these kinds."""
 
 CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     "transport": (
@@ -21,13 +30,7 @@ CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
         "malformed_message",
         "undeliverable",
     ),
-    "tool": (
-        "tool_call_malformed",
-        "unknown_tool",
-        "invalid_tool_arguments",
-        "tool_error",
-        "tool_timeout",
-    ),
+    "tool": get_args(ToolFailureKind),
     "specification": (
         "no_final_answer",
         "role_violation",
@@ -53,6 +56,16 @@ CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
 KIND_TO_CATEGORY: Final[dict[str, str]] = {
     kind: category for category, kinds in CATEGORIES.items() for kind in kinds
 }
+
+
+def kinds_of(*categories: str) -> frozenset[str]:
+    """Every kind of the named categories (raises ``KeyError`` for an unknown category)."""
+    return frozenset(kind for category in categories for kind in CATEGORIES[category])
+
+
+REPORTABLE: Final[frozenset[str]] = kinds_of("transport", "specification")
+"""Kinds an ``Error`` from an agent may name (its transport or its engine failed); any other
+kind an agent sends is recorded as ``engine_error``."""
 
 
 class Failure(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

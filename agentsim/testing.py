@@ -1,8 +1,13 @@
-"""Test doubles shipped with the package: the in-memory bus, in-process agents, helpers.
+"""Test doubles and helpers shipped with the package, the ones agentsim's own tests use.
 
-``simulate`` runs a whole scenario in one process — broker, journal, fault layer, protocol
-and detectors exactly as in a real run, but agents are trio tasks over a ``MemoryHub`` — so
-it works under ``trio.testing.MockClock`` (virtual time, no sockets, no processes).
+Like ``trio.testing``, this is a leaf: product code (explore, simulate, replay, the CLI)
+never imports it — what product code needs lives in ``agentsim.run``. Here:
+
+- ``simulate``: a whole scenario in one process (``agentsim.run.simulate``) with the reports
+  written, returning the summary and the runner — works under ``trio.testing.MockClock``;
+- ``MemoryHub`` (the in-memory bus) and ``ScriptedEngine`` (the programmable engine);
+- helpers for end-to-end tests with real processes: ``run_scenario``, ``start_run``,
+  ``journal``, ``only_run_dir``, ``pid_alive``, ``wait_for``.
 """
 
 from __future__ import annotations
@@ -16,19 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from agentsim.bus.faults import FaultLayer
-from agentsim.bus.faults_seeded import build_fault_layer
 from agentsim.bus.memory import MemoryHub
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.engines.scripted import ScriptedEngine
-from agentsim.launch import InProcessLauncher
-from agentsim.rundir import RunFolder
-from agentsim.runner import Runner
-from agentsim.scenario import Scenario, parse_scenario
+from agentsim.report.writer import write_reports
+from agentsim.run import simulate as _sim
+from agentsim.run.runner import Runner
+from agentsim.scenario import Scenario
+from agentsim.scenario.validate import parse_scenario
 from agentsim.tasks.base import Scorer, Task
-from agentsim.work import load_work
 
 __all__ = [
     "MemoryHub",
@@ -47,6 +49,7 @@ __all__ = [
 def scenario_from_toml(
     text: str, where: str = "test.toml", base_dir: Path | None = None
 ) -> Scenario:
+    """Decode and check scenario TOML text, as ``agentsim validate`` would."""
     return parse_scenario(text, where, base_dir=base_dir)
 
 
@@ -60,33 +63,18 @@ async def simulate(
     engine_factory: Callable[[EngineConfig], Engine] = make_engine,
     base_dir: Path | None = None,
 ) -> tuple[dict[str, Any], Runner]:
-    """Run ``scenario`` in-process; returns the summary and the runner (for its journal)."""
-    base = base_dir or Path.cwd()
-    loaded, loaded_scorer, protocol_cls = load_work(scenario, base)
-    tasks = tasks if tasks is not None else loaded
-    scorer = scorer or loaded_scorer
-    folder = RunFolder.create(
-        out,
-        scenario.run.name,
-        msgspec.json.encode(scenario).decode(),
-        seed=scenario.run.seed,
-        argv=["simulate"],
-    )
-    hub = MemoryHub()
-    runner = Runner(
+    """Run ``scenario`` in-process with its reports; returns the summary and the runner."""
+    made = await _sim.simulate(
         scenario,
-        folder,
-        transport=hub,
-        endpoint="memory://",
-        launcher=InProcessLauncher(hub, engine_factory),
-        base_dir=base,
+        out,
         tasks=tasks,
         scorer=scorer,
-        faults=faults if faults is not None else build_fault_layer(scenario),
-        protocol_cls=protocol_cls,
+        faults=faults,
+        engine_factory=engine_factory,
+        base_dir=base_dir,
+        reporter=write_reports,
     )
-    summary = await runner.run()
-    return summary, runner
+    return made.summary, made.runner
 
 
 def journal(run_dir: Path) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ For protocol research at scale and for tests. Options (``[agents.X.options]``):
   probability ``p``, seeded). It reads the prompt's ``STATE: {...}`` line and replies with the
   game's JSON; prompts without that line fall through to the options above. Also ``talk``
   (``"honest"`` or ``"promise"``), ``sign`` and ``threshold``: see
-  ``agentsim.environments.strategies``.
+  ``agentsim.engines.strategies``.
 
 Every draw comes from a ``random.Random`` seeded by (agent seed, prompt, turn), so a request
 gets the same completion whatever the order in which requests arrive.
@@ -76,7 +76,7 @@ class ScriptedEngine:
         self.crash_after = int(o.get("crash_after", 0))
         self.strategy = str(o.get("strategy", ""))
         if self.strategy:
-            from agentsim.environments.strategies import STRATEGIES
+            from agentsim.engines.strategies import STRATEGIES
 
             if self.strategy not in STRATEGIES:
                 raise EngineUnavailable(
@@ -161,8 +161,8 @@ class ScriptedEngine:
         last_user = next(
             (m.content or "" for m in reversed(request.messages) if m.role == "user"), ""
         )
-        if self.strategy:  # a game baseline: the hook into agentsim.environments.strategies
-            from agentsim.environments.strategies import strategy_reply
+        if self.strategy:  # a game baseline: the hook into agentsim.engines.strategies
+            from agentsim.engines.strategies import strategy_reply
 
             texts = [m.content or "" for m in request.messages]
             played = strategy_reply(self.strategy, texts, rng, self.config.options)

@@ -22,6 +22,7 @@ import msgspec
 import trio
 
 from agentsim.chat import ChatMessage
+from agentsim.engines.strategies import STATE_PREFIX
 from agentsim.environments.games import (
     Move,
     Rules,
@@ -32,7 +33,6 @@ from agentsim.environments.games import (
 )
 from agentsim.environments.observe import Observer, talk_example
 from agentsim.environments.spec import EnvironmentSpec, kind_of, parse_environment, players_of
-from agentsim.environments.strategies import STATE_PREFIX
 from agentsim.protocols.base import AskResult, BaseProtocol, Outcome, TaskDriver
 from agentsim.scenario import Scenario
 from agentsim.tasks.base import Score, Task

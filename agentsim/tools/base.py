@@ -19,19 +19,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Any, get_type_hints
 
 import msgspec
 
 from agentsim.chat import ChatMessage, ToolCall
+from agentsim.failures import ToolFailureKind
 
-ToolProblemKind = Literal[
-    "tool_call_malformed",
-    "unknown_tool",
-    "invalid_tool_arguments",
-    "tool_error",
-    "tool_timeout",
-]
+ToolProblemKind = ToolFailureKind  # the taxonomy's tool kinds (agentsim.failures)
 
 BUILTIN_TOOLS: dict[str, str] = {
     "calculator": "agentsim.tools.calculator:calculator",

@@ -8,7 +8,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from agentsim.runner import Runner
+from agentsim.run.runner import Runner
 from agentsim.testing import journal, scenario_from_toml, simulate
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agentsim.scenario import ScenarioError, load_scenario
+from agentsim.scenario import ScenarioError
+from agentsim.scenario.validate import load_scenario
 
 CASES = [
     (

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from tiny_gguf import ALL_TYPES, TinySpec
 
+#: a mixed model: wide enough for K-quant blocks, layers enough for every type
+MIXED = {"hidden": 256, "ffn": 512, "layers": 3, "mix": ALL_TYPES}
+
 LONGROPE_META = {"rope.scaling.attn_factor": 1.19, "rope.scaling.original_context_length": 256}
 
 
@@ -25,7 +28,7 @@ class Case:
 
 
 CASES: dict[str, Case] = {
-    "llama-mixed": Case(TinySpec(mix=ALL_TYPES, tied=False, head_quant="Q8_0", seed=20)),
+    "llama-mixed": Case(TinySpec(**MIXED, tied=False, head_quant="Q8_0", seed=20)),
     "llama3-rope-freqs": Case(TinySpec(quant="Q8_0", rope_freqs=True, rope_theta=5e5, seed=21)),
     "llama-yarn": Case(
         TinySpec(
@@ -44,11 +47,9 @@ CASES: dict[str, Case] = {
         )
     ),
     "mistral-sliding": Case(TinySpec(quant="Q4_1", sliding_window=12, seed=24), tokens=40),
-    "qwen2-mixed": Case(TinySpec(arch="qwen2", mix=ALL_TYPES, seed=25)),
-    "qwen3-mixed": Case(TinySpec(arch="qwen3", head_dim=64, mix=ALL_TYPES, seed=26)),
-    "gemma-mixed": Case(
-        TinySpec(arch="gemma", tokenizer="llama", vocab=400, mix=ALL_TYPES, seed=27)
-    ),
+    "qwen2-mixed": Case(TinySpec(arch="qwen2", **MIXED, seed=25)),
+    "qwen3-mixed": Case(TinySpec(arch="qwen3", head_dim=64, **MIXED, seed=26)),
+    "gemma-mixed": Case(TinySpec(arch="gemma", tokenizer="llama", vocab=400, **MIXED, seed=27)),
     "gemma2-sliding": Case(
         TinySpec(
             arch="gemma2",
@@ -56,7 +57,7 @@ CASES: dict[str, Case] = {
             sliding_window=24,
             tokenizer="llama",
             vocab=400,
-            mix=ALL_TYPES,
+            **MIXED,
             meta={"final_logit_softcapping": 30.0},
             seed=28,
         ),
@@ -67,6 +68,8 @@ CASES: dict[str, Case] = {
         TinySpec(
             arch="gemma3",
             layers=6,
+            hidden=256,
+            ffn=512,
             heads=2,
             kv_heads=1,
             head_dim=256,
@@ -85,11 +88,11 @@ CASES: dict[str, Case] = {
             arch="phi3",
             tied=False,
             longrope=True,
-            rope_dims=16,
+            rope_dims=32,
             meta=LONGROPE_META,
             tokenizer="llama",
             vocab=400,
-            mix=ALL_TYPES,
+            **{**MIXED, "layers": 4},
             seed=30,
         ),
         context=512,

@@ -91,9 +91,9 @@ def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
 
 
 def test_unsupported_quant_type_is_named(tmp_path: Path) -> None:
-    spec = TinySpec(layers=1, hidden=256, ffn=256, overrides={"blk.0.ffn_down.weight": "Q5_1"})
-    path = write_tiny_gguf(tmp_path / "q5.gguf", spec)
-    with pytest.raises(EngineUnavailable, match=r"blk.0.ffn_down.weight .* Q5_1; .*Q4_1"):
+    spec = TinySpec(layers=1, hidden=256, ffn=256, overrides={"blk.0.ffn_down.weight": "IQ2_XXS"})
+    path = write_tiny_gguf(tmp_path / "iq2.gguf", spec)
+    with pytest.raises(EngineUnavailable, match=r"blk.0.ffn_down.weight .* IQ2_XXS; .*Q4_K"):
         ensure_artifact(path)
 
 

@@ -20,8 +20,27 @@ CHATML = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-#: every type the kernels read, cycled over the matrices of a "mixed" model
-ALL_TYPES = ["Q4_1", "Q4_0", "Q8_0", "F16", "F32", "BF16"]
+#: every type the kernels read, cycled over the matrices of a "mixed" model (K-quants need
+#: 256-column matrices: mixed models use hidden 256)
+ALL_TYPES = [
+    "Q4_K",
+    "Q6_K",
+    "Q5_0",
+    "Q8_0",
+    "Q4_1",
+    "Q4_0",
+    "Q5_1",
+    "Q2_K",
+    "Q3_K",
+    "Q5_K",
+    "IQ4_NL",
+    "IQ4_XS",
+    "F16",
+    "F32",
+    "BF16",
+]
+#: the types ``gguf.quants.quantize`` implements; others get ``random_blocks``.
+QUANTIZABLE = ("F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0")
 
 
 def _byte_chars() -> list[str]:
@@ -143,6 +162,8 @@ class TinySpec:
     sliding_window: int = 0
     tokenizer: str = "gpt2"
     fused_qkv: bool = True
+    #: fill every quantized tensor with random blocks (always so for types gguf cannot quantize)
+    random_blocks: bool = False
 
     @property
     def dim(self) -> int:
@@ -291,7 +312,10 @@ def _add_tensor(
         w.add_tensor(name, arr)
         return
     qt = getattr(gguf.GGMLQuantizationType, qtype)
-    data = gguf.quants.quantize(arr, qt)
+    if qtype in F16_FIELDS and (spec.random_blocks or qtype not in QUANTIZABLE):
+        data = random_blocks(qtype, shape[0], shape[1], rng, scale)
+    else:
+        data = gguf.quants.quantize(arr, qt)
     w.add_tensor(name, data, raw_shape=data.shape, raw_dtype=qt)
 
 
@@ -309,4 +333,94 @@ TINY: dict[str, TinySpec] = {
         overrides={"blk.0.attn_v.weight": "Q8_0", "blk.1.ffn_up.weight": "F16"},
         seed=2,
     ),
+    # every block type in one model, scale/offset fields random: Q4_K..Q2_K, IQ4, Q5_0/1, F16
+    "llama-kquants-mixed": TinySpec(
+        hidden=256,
+        ffn=512,
+        quant="Q4_K",
+        embed_quant="Q6_K",
+        random_blocks=True,
+        overrides={
+            "blk.0.attn_v.weight": "Q6_K",
+            "blk.0.attn_output.weight": "Q5_K",
+            "blk.0.ffn_gate.weight": "Q3_K",
+            "blk.0.ffn_up.weight": "Q2_K",
+            "blk.0.ffn_down.weight": "IQ4_XS",
+            "blk.1.attn_q.weight": "Q5_0",
+            "blk.1.attn_k.weight": "Q5_1",
+            "blk.1.attn_v.weight": "IQ4_NL",
+            "blk.1.attn_output.weight": "Q8_0",
+            "blk.1.ffn_gate.weight": "Q4_0",
+            "blk.1.ffn_up.weight": "F16",
+            "blk.1.ffn_down.weight": "Q6_K",
+        },
+        seed=5,
+    ),
+    # what llama.cpp's Q4_K_M makes of a small model (Gemma 3 270M): the hidden size is not
+    # a multiple of 256, so most matrices fall back to Q5_0; FFN-down (cols 768) is K-quant.
+    # The vocabulary (333 rows) is not a multiple of 2: one row per interleaved group.
+    "llama-q4_k_m-small": TinySpec(
+        hidden=320,
+        ffn=768,
+        heads=5,
+        kv_heads=1,
+        vocab=333,
+        quant="Q5_0",
+        embed_quant="Q8_0",
+        random_blocks=True,
+        overrides={"blk.0.ffn_down.weight": "Q6_K", "blk.1.ffn_down.weight": "Q4_K"},
+        seed=6,
+    ),
 }
+
+
+#: byte offsets of the f16 scale fields in one block (llama.cpp's ggml-common.h).
+F16_FIELDS: dict[str, tuple[int, ...]] = {
+    "Q4_0": (0,),
+    "Q4_1": (0, 2),
+    "Q5_0": (0,),
+    "Q5_1": (0, 2),
+    "Q8_0": (0,),
+    "IQ4_NL": (0,),
+    "Q2_K": (80, 82),
+    "Q3_K": (108,),
+    "Q4_K": (0, 2),
+    "Q5_K": (0, 2),
+    "Q6_K": (208,),
+    "IQ4_XS": (0,),
+    "IQ2_XXS": (0,),  # not supported by the mlc engine: for the refusal test
+}
+
+
+def random_blocks(
+    qtype: str, rows: int, cols: int, rng: np.random.Generator, std: float = 0.08
+) -> np.ndarray:
+    """Random GGUF blocks ``uint8[rows, bytes]`` of ``qtype`` with finite f16 scales.
+
+    Every bit pattern of the quants is a valid block; only the f16 fields need care. They
+    are set so that the weights (as the ``gguf`` package dequantises them) have mean ~0
+    and standard deviation ~``std``. Works for types ``gguf`` cannot quantize (K-quants).
+    """
+    qt = getattr(gguf.GGMLQuantizationType, qtype)
+    bsize, tsize = gguf.GGML_QUANT_SIZES[qt]
+    nb = rows * cols // bsize
+    raw = rng.integers(0, 256, (nb, tsize), dtype=np.uint8)
+    offs = F16_FIELDS[qtype]
+    jitter = rng.uniform(0.5, 1.5, (nb, len(offs)))
+
+    def fill(mult: list[float]) -> np.ndarray:
+        b = raw.copy()
+        for j, off in enumerate(offs):
+            vals = (jitter[:, j] * mult[j]).astype(np.float16)
+            b[:, off : off + 2] = vals.view(np.uint8).reshape(nb, 2)
+        return b
+
+    def weights(mult: list[float]) -> np.ndarray:
+        return np.asarray(gguf.quants.dequantize(fill(mult), qt), np.float64)
+
+    mult = [1.0] * len(offs)
+    if len(offs) == 2:  # scale and offset: pick the offset's factor to centre the weights
+        a, b = weights([1.0, 0.0]), weights([0.0, 1.0])
+        mult[1] = -float(a.mean()) / float(b.mean()) if b.mean() != 0 else 0.0
+    k = std / float(weights(mult).std())
+    return fill([m * k for m in mult]).reshape(rows, -1)

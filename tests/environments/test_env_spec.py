@@ -119,7 +119,7 @@ def test_defaults_name_first_action_cooperative_and_last_the_default() -> None:
 def test_shipped_scenarios_validate() -> None:
     from pathlib import Path
 
-    from agentsim.scenario import load_scenario
+    from agentsim.scenario.validate import load_scenario
 
     root = Path(__file__).resolve().parents[2] / "scenarios"
     for name in (

@@ -6,10 +6,10 @@ import itertools
 import json
 import random
 
+from agentsim.engines.strategies import choose, find_state, strategy_reply
 from agentsim.environments import parse_environment
 from agentsim.environments.games import MatrixRules, PublicGoodsRules, first_json_object, schedule
 from agentsim.environments.spec import MatrixGameSpec, PublicGoodsSpec
-from agentsim.environments.strategies import choose, find_state, strategy_reply
 
 PD = {"C": {"C": [3, 3], "D": [0, 5]}, "D": {"C": [5, 0], "D": [1, 1]}}
 

@@ -12,8 +12,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agentsim.engines.strategies import STRATEGIES
 from agentsim.environments.metrics import game_markdown, game_summary, write_cooperation_plot
-from agentsim.environments.strategies import STRATEGIES
 from agentsim.testing import journal, scenario_from_toml, simulate
 
 PD = "[environment.payoffs]\nC = { C = [3, 3], D = [0, 5] }\nD = { C = [5, 0], D = [1, 1] }\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agentsim.explore import run_once, violations
-from agentsim.scenario import load_scenario
+from agentsim.run.explore import run_once, violations
+from agentsim.scenario.validate import load_scenario
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agentsim.protocols import load_protocol_class
-from agentsim.sweep import expand
+from agentsim.scenario.sweep import expand
 from agentsim.testing import journal, only_run_dir
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

@@ -29,10 +29,10 @@ from agentsim.engines.base import EngineUnavailable
 from agentsim.engines.mlc.config import ENGINE_SOURCE_VERSION
 from agentsim.engines.mlc.model_files import LIB_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 from agentsim.engines.mlc.models import cache_dir
+from agentsim.engines.mlc.quants import LAYOUT_VERSION
 
 log = structlog.get_logger("agentsim.engines.mlc")
 
-LAYOUT = "interleaved-v1"
 BUILD_TIMEOUT_S = 1800
 
 
@@ -76,7 +76,7 @@ def host_fingerprint() -> str:
 def artifact_key(gguf: Path, target_kind: str, mcpu: str | None) -> dict[str, str]:
     return {
         "model_sha256": file_sha256(gguf),
-        "layout": LAYOUT,
+        "layout": LAYOUT_VERSION,
         "target": target_kind,
         "cpu": mcpu or (host_fingerprint() if target_kind == "llvm" else ""),
         "tvm": metadata.version("apache-tvm"),

@@ -9,8 +9,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agentsim.engines.mlc.quants import SUPPORTED_GGUF_TYPES
+
 #: bump when the artifact format or the generated code changes: it is part of the cache key.
-ENGINE_SOURCE_VERSION = "9"
+ENGINE_SOURCE_VERSION = "10"
+
+#: KV capacity when ``options.context_length`` is not set: the model's own, up to this
+#: (a 128k-context model would otherwise reserve gigabytes of KV cache per agent)
+DEFAULT_CONTEXT_CAP = 8192
 
 #: tokens per page of the paged KV cache (the attention kernels are built for it).
 PAGE_SIZE = 16
@@ -28,8 +34,8 @@ ARCHITECTURES: dict[str, str] = {
 }
 SUPPORTED_ARCHS = tuple(ARCHITECTURES)
 
-#: GGUF tensor types whose blocks the compiled kernels read.
-SUPPORTED_QUANTS = ("Q4_1", "Q4_0", "Q8_0", "F16", "BF16", "F32")
+#: GGUF tensor types whose blocks the compiled kernels read (``quants.py``).
+SUPPORTED_QUANTS = SUPPORTED_GGUF_TYPES
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class ModelConfig:
     """Hyper-parameters of a decoder-only model, as read from GGUF metadata.
 
     ``quants`` maps each matrix (``embed``, ``lm_head``, ``layers.N.qkv`` ...) to the kernel
-    layout its weights use. ``layer_kinds[i]`` names the RoPE of layer ``i`` (a key of
+    layout its weights use (``quants.FORMATS``: ``q4_k``, ``q8_0``, ``f16`` ...). ``layer_kinds[i]`` names the RoPE of layer ``i`` (a key of
     ``ropes``); ``"local"`` layers also attend only to the last ``sliding_window`` tokens.
     Norm weights are used as stored: llama.cpp's converter already folds Gemma's ``1 + w``.
     ``long_rope`` (LongRoPE) replaces ``ropes["global"]`` when the KV capacity exceeds

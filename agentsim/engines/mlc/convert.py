@@ -1,7 +1,7 @@
 """GGUF → repacked weights, model config and tokenizer metadata.
 
-Quantized blocks are kept bit-exact: only their bytes move (into the interleaved layout of
-``kernels.py``) and the f16 scales widen to f32, which is exact. Runs once per artifact;
+Quantized blocks are kept bit-exact: only their bytes move (into the interleaved layouts of
+``quants.py``, which also holds ``repack``). Runs once per artifact;
 agents never parse GGUF (opening a GGUF with a large vocabulary costs seconds).
 What each architecture reads is in ``families/``.
 """
@@ -14,8 +14,8 @@ from agentsim.engines.mlc.config import ModelConfig, RopeSpec, TokenizerMeta
 from agentsim.engines.mlc.families import family_for
 from agentsim.engines.mlc.families.llama import unpermute_rows
 from agentsim.engines.mlc.gguf_file import GGUFModel
-from agentsim.engines.mlc.kernels import BLOCK, QuantLayout
 from agentsim.engines.mlc.prompt import GEMMA_TURNS
+from agentsim.engines.mlc.quants import repack
 
 __all__ = [
     "GGUFModel",
@@ -31,32 +31,6 @@ def read_config(model: GGUFModel) -> ModelConfig:
     """Hyper-parameters from GGUF metadata; raises EngineUnavailable on what is unsupported."""
     cfg: ModelConfig = family_for(model.arch, model.path.name).read_config(model)
     return cfg
-
-
-def repack(rows: np.ndarray, quant: str, cols: int) -> dict[str, np.ndarray]:
-    """Row-major GGUF blocks (or f32 rows) → the interleaved tensors of ``QuantLayout``."""
-    layout = QuantLayout(quant, rows.shape[0], cols)
-    g, kb, ln = layout.groups, layout.blocks, layout.lanes
-
-    def inter(a: np.ndarray) -> np.ndarray:
-        # a: [rows, KB, ...] -> [G, KB, ..., lanes]
-        a = a.reshape(g, ln, *a.shape[1:])
-        return np.ascontiguousarray(np.moveaxis(a, 1, -1))
-
-    if quant == "f32":
-        return {"qs": inter(rows.reshape(rows.shape[0], kb, BLOCK))}
-    bsize = {"q4_1": 20, "q4_0": 18, "q8_0": 34}[quant]
-    blocks = rows.reshape(rows.shape[0], kb, bsize)
-    d = blocks[:, :, 0:2].copy().view(np.float16)[:, :, 0].astype(np.float32)
-    out = {"d": inter(d)}
-    if quant == "q4_1":
-        out["m"] = inter(blocks[:, :, 2:4].copy().view(np.float16)[:, :, 0].astype(np.float32))
-        out["qs"] = inter(blocks[:, :, 4:20])
-    elif quant == "q4_0":
-        out["qs"] = inter(blocks[:, :, 2:18])
-    else:
-        out["qs"] = inter(blocks[:, :, 2:34].view(np.int8))
-    return {k: out[k] for k in ("qs", "d", "m") if k in out}
 
 
 def rope_table(spec: RopeSpec) -> np.ndarray:

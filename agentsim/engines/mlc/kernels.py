@@ -1,90 +1,30 @@
-"""TIR kernels for quantized matmuls, scheduled by hand for CPUs.
+"""TIR kernels for quantized matmuls and embedding lookups, scheduled by hand for CPUs.
 
-Weights are stored "interleaved": output rows are grouped ``lanes`` at a time and, inside a
-group, the values of one input column for all rows of the group are contiguous. The inner
-loop then runs over the rows of a group as one SIMD vector and dequantises as it loads,
-which is what makes a batch-of-one GEMV fast on a CPU (see ENGINE.md).
-
-Layouts (``G = N // lanes``, ``KB = K // 32``):
-
-- ``q4_1`` / ``q4_0``: ``qs uint8[G, KB, 16, lanes]`` (GGUF block bytes: low nibble = column
-  ``j``, high nibble = column ``j + 16``), ``d float32[G, KB, lanes]`` (+ ``m`` for q4_1).
-- ``q8_0``: ``qs int8[G, KB, 32, lanes]``, ``d float32[G, KB, lanes]``.
-- ``f32``: ``qs float32[G, KB, 32, lanes]``.
+Weights are stored "interleaved" (``quants.py``): output rows are grouped ``lanes`` at a time
+and, inside a group, the bytes of one block for all rows of the group are contiguous. The
+inner loop then runs over the rows of a group as one SIMD vector and dequantises as it
+loads (``dequant.py``), which is what makes a batch-of-one GEMV fast on a CPU (ENGINE.md).
+Every format (F32/F16, Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, the K-quants, IQ4_NL/IQ4_XS) goes through
+the same three schedules; only the dequantisation expression differs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from tvm import te, tirx
 from tvm.s_tir import Schedule
 
-BLOCK = 32
-QUANTS = ("q4_1", "q4_0", "q8_0", "f32")
+from agentsim.engines.mlc.dequant import Dequant
+from agentsim.engines.mlc.quants import BLOCK, FORMATS, QuantLayout, lanes_for
+
+__all__ = ["BLOCK", "QUANTS", "TOKEN_TILE", "QuantLayout", "embed_func", "lanes_for", "matmul_func"]
+
+QUANTS = tuple(FORMATS)
 #: rows of a token tile in prefill kernels: weights are dequantised once per tile.
 TOKEN_TILE = 8
-
-
-def lanes_for(rows: int) -> int:
-    """Rows per interleaved group: the widest of 64/32/16/8/4/2/1 that divides ``rows``."""
-    for lanes in (64, 32, 16, 8, 4, 2, 1):
-        if rows % lanes == 0:
-            return lanes
-    return 1
-
-
-@dataclass(frozen=True)
-class QuantLayout:
-    """Shapes and dtypes of the parameters of one quantized ``[rows, cols]`` matrix."""
-
-    quant: str
-    rows: int
-    cols: int
-
-    @property
-    def lanes(self) -> int:
-        return lanes_for(self.rows)
-
-    @property
-    def groups(self) -> int:
-        return self.rows // self.lanes
-
-    @property
-    def blocks(self) -> int:
-        return self.cols // BLOCK
-
-    def params(self) -> list[tuple[str, tuple[int, ...], str]]:
-        """(suffix, shape, dtype) of each stored tensor, in call order."""
-        g, kb, ln = self.groups, self.blocks, self.lanes
-        if self.quant in ("q4_1", "q4_0"):
-            out = [("qs", (g, kb, BLOCK // 2, ln), "uint8"), ("d", (g, kb, ln), "float32")]
-            if self.quant == "q4_1":
-                out.append(("m", (g, kb, ln), "float32"))
-            return out
-        if self.quant == "q8_0":
-            return [("qs", (g, kb, BLOCK, ln), "int8"), ("d", (g, kb, ln), "float32")]
-        return [("qs", (g, kb, BLOCK, ln), "float32")]
-
-
-def _dequant(layout: QuantLayout, bufs: list[te.Tensor]) -> Any:
-    """A function (g, kb, kk, lane) -> float32 weight for ``layout``."""
-    quant = layout.quant
-
-    def value(g: Any, kb: Any, kk: Any, ln: Any) -> Any:
-        if quant in ("q4_1", "q4_0"):
-            byte = bufs[0][g, kb, kk % 16, ln]
-            shift = (kk // 16 * 4).astype("uint8")
-            q = ((byte >> shift) & tirx.const(15, "uint8")).astype("float32")
-            if quant == "q4_1":
-                return q * bufs[1][g, kb, ln] + bufs[2][g, kb, ln]
-            return (q - tirx.const(8.0, "float32")) * bufs[1][g, kb, ln]
-        if quant == "q8_0":
-            return bufs[0][g, kb, kk, ln].astype("float32") * bufs[1][g, kb, ln]
-        return bufs[0][g, kb, kk, ln]
-
-    return value
+#: GPU GEMV thread block: rows x reduction threads per row.
+GPU_ROWS, GPU_SPLIT_K = 32, 8
 
 
 def _param_placeholders(layout: QuantLayout) -> list[te.Tensor]:
@@ -112,19 +52,19 @@ def matmul_func(
     """
     if target_kind != "llvm":
         return _gpu_matmul(layout, tokens)
-    if block_scaled and tokens == 1 and layout.quant != "f32":
+    if block_scaled and tokens == 1 and not layout.format.is_float:
         return _gemv_block_scaled(layout)
     n: Any = tokens if tokens is not None else tirx.Var("n", "int64")
     x = te.placeholder((n, layout.cols), "float32", name="x")
     bufs = _param_placeholders(layout)
-    deq = _dequant(layout, bufs)
-    g_, kb_, ln_ = layout.groups, layout.blocks, layout.lanes
-    w = te.compute((g_, kb_, BLOCK, ln_), deq, name="w")
+    dq = Dequant(layout, bufs)
+    g_, kb_, ln_, bs = layout.groups, layout.blocks, layout.lanes, layout.block
+    w = te.compute((g_, kb_, bs, ln_), dq.value, name="w")
     kb = te.reduce_axis((0, kb_), name="kb")
-    kk = te.reduce_axis((0, BLOCK), name="kk")
+    kk = te.reduce_axis((0, bs), name="kk")
     y = te.compute(
         (n, g_, ln_),
-        lambda i, g, ln: te.sum(x[i, kb * BLOCK + kk] * w[g, kb, kk, ln], axis=[kb, kk]),
+        lambda i, g, ln: te.sum(x[i, kb * bs + kk] * w[g, kb, kk, ln], axis=[kb, kk]),
         name="y",
     )
     sch = Schedule(te.create_prim_func([x, *bufs, y]))
@@ -134,7 +74,8 @@ def matmul_func(
         sch.compute_inline(blk_w)
         sch.reorder(g, i, rkb, rkk, ln)
         sch.parallel(g)
-        sch.unroll(rkk)
+        if bs <= 32:
+            sch.unroll(rkk)
         sch.vectorize(ln)
         sch.decompose_reduction(blk_y, rkb)
     else:
@@ -157,74 +98,92 @@ def matmul_func(
 
 
 def _gpu_matmul(layout: QuantLayout, tokens: int | None) -> Any:
-    """``y[n, rows]``: a dequantise stage then a plain matmul, the shape dlight's GPU rules
-    recognise (they fuse the dequantisation into the matmul/GEMV). All indices are int64."""
+    """``y[n, rows]``: a dequantise stage then a plain matmul, the shape dlight's GPU Matmul
+    rule recognises (it fuses the dequantisation into the matmul); one token gets its own
+    GEMV schedule. All indices are int64."""
 
     def i64(v: int) -> Any:
         return tirx.IntImm("int64", v)
 
     n: Any = i64(tokens) if tokens is not None else tirx.Var("n", "int64")
-    rows, cols, ln_ = i64(layout.rows), i64(layout.cols), layout.lanes
+    rows, cols, ln_, bs = i64(layout.rows), i64(layout.cols), layout.lanes, layout.block
     x = te.placeholder((n, cols), "float32", name="x")
     bufs = _param_placeholders(layout)
-    deq = _dequant(layout, bufs)
+    dq = Dequant(layout, bufs)
     w = te.compute(
         (rows, cols),
-        lambda r, k: deq(r // ln_, k // BLOCK, k % BLOCK, r % ln_),
+        lambda r, k: dq.value(r // ln_, k // bs, k % bs, r % ln_),
         name="w",
     )
     k = te.reduce_axis((i64(0), cols), name="k")
     y = te.compute((n, rows), lambda i, j: te.sum(x[i, k] * w[j, k], axis=k), name="y")
-    return _private(te.create_prim_func([x, *bufs, y]))
+    func = te.create_prim_func([x, *bufs, y])
+    if tokens != 1:
+        return _private(func)
+    # dlight's GEMV rule cannot read the interleaved layout; this schedule suits it: one
+    # thread per row, consecutive threads read consecutive bytes (the lanes dimension), and
+    # GPU_SPLIT_K threads per row share the reduction.
+    sch = Schedule(func)
+    sch.compute_inline(sch.get_sblock("w"))
+    i, j, rk = sch.get_loops(sch.get_sblock("y"))
+    bx, tx = sch.split(j, [None, GPU_ROWS])
+    ko, ki = sch.split(rk, [None, GPU_SPLIT_K])
+    sch.reorder(i, bx, tx, ko, ki)
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    sch.bind(ki, "threadIdx.y")
+    return _private(sch.mod["main"].with_attr("tirx.is_scheduled", True))
 
 
 def _gemv_block_scaled(layout: QuantLayout) -> Any:
-    """One-token matmul that applies block scales once per block, not once per weight.
+    """One-token matmul that applies scales once per sub-block, not once per weight.
 
-    ``sum_k x_k (q_k d + m) = d * sum_k x_k q_k + m * sum_k x_k``: the inner loop is one
-    convert and one FMA per weight; the per-block sums of ``x`` are shared by all rows.
+    ``sum_k x_k (q_k s + o) = s * sum_k x_k q_k + o * sum_k x_k`` over each sub-block: the
+    inner loop is one convert and one FMA per weight; the sub-block sums of ``x`` are
+    shared by all rows.
     """
-    g_, kb_, ln_ = layout.groups, layout.blocks, layout.lanes
+    fmt = layout.format
+    g_, kb_, ln_, bs, sub = layout.groups, layout.blocks, layout.lanes, fmt.block, fmt.sub
+    ns = bs // sub
     x = te.placeholder((1, layout.cols), "float32", name="x")
     bufs = _param_placeholders(layout)
-    quant = layout.quant
-
-    def level(g: Any, kb: Any, kk: Any, ln: Any) -> Any:
-        if quant == "q8_0":
-            return bufs[0][g, kb, kk, ln].astype("float32")
-        byte = bufs[0][g, kb, kk % 16, ln]
-        shift = (kk // 16 * 4).astype("uint8")
-        return ((byte >> shift) & tirx.const(15, "uint8")).astype("float32")
-
-    kk = te.reduce_axis((0, BLOCK), name="kk")
+    dq = Dequant(layout, bufs)
+    kk = te.reduce_axis((0, sub), name="kk")
     t = te.compute(
-        (g_, kb_, ln_),
-        lambda g, kb, ln: te.sum(x[0, kb * BLOCK + kk] * level(g, kb, kk, ln), axis=[kk]),
+        (g_, kb_, ns, ln_),
+        lambda g, kb, s, ln: te.sum(
+            x[0, kb * bs + s * sub + kk] * dq.level(g, kb, s * sub + kk, ln), axis=[kk]
+        ),
         name="t",
     )
-    ks = te.reduce_axis((0, BLOCK), name="ks")
-    xs = te.compute((kb_,), lambda kb: te.sum(x[0, kb * BLOCK + ks], axis=[ks]), name="xs")
+    ks = te.reduce_axis((0, sub), name="ks")
+    xs = te.compute(
+        (kb_, ns), lambda kb, s: te.sum(x[0, kb * bs + s * sub + ks], axis=[ks]), name="xs"
+    )
     kb = te.reduce_axis((0, kb_), name="kb")
+    rs = te.reduce_axis((0, ns), name="rs")
 
     def term(g: Any, ln: Any) -> Any:
-        d = bufs[1][g, kb, ln]
-        if quant == "q4_1":
-            return d * t[g, kb, ln] + bufs[2][g, kb, ln] * xs[kb]
-        if quant == "q4_0":
-            return d * (t[g, kb, ln] - tirx.const(8.0, "float32") * xs[kb])
-        return d * t[g, kb, ln]
+        v = dq.scale(g, kb, rs, ln) * t[g, kb, rs, ln]
+        if dq.has_offset():
+            v = v + dq.offset(g, kb, rs, ln) * xs[kb, rs]
+        return v
 
-    y = te.compute((1, g_, ln_), lambda i, g, ln: te.sum(term(g, ln), axis=[kb]), name="y")
+    y = te.compute((1, g_, ln_), lambda i, g, ln: te.sum(term(g, ln), axis=[kb, rs]), name="y")
+    # (create_prim_func keeps only the stages ``y`` needs: no ``xs`` without offsets)
     sch = Schedule(te.create_prim_func([x, *bufs, y]))
     blk_t, blk_y = sch.get_sblock("t"), sch.get_sblock("y")
-    i, g, ln, rkb = sch.get_loops(blk_y)
-    sch.reorder(g, i, rkb, ln)
+    i, g, ln, rkb, rrs = sch.get_loops(blk_y)
+    sch.reorder(g, i, rkb, rrs, ln)
     sch.parallel(g)
-    sch.compute_at(blk_t, rkb)
-    tl, tk = sch.get_loops(blk_t)[-2:]
-    sch.reorder(tk, tl)
+    sch.compute_at(blk_t, rrs)
+    if ln_ > 1:
+        tl, tk = sch.get_loops(blk_t)[-2:]
+        sch.reorder(tk, tl)
+        sch.vectorize(tl)
+    else:  # compute_at drops the unit row loop
+        tk = sch.get_loops(blk_t)[-1]
     sch.unroll(tk)
-    sch.vectorize(tl)
     sch.decompose_reduction(blk_t, tk)
     sch.vectorize(ln)
     sch.decompose_reduction(blk_y, rkb)
@@ -236,12 +195,12 @@ def embed_func(layout: QuantLayout, target_kind: str = "llvm") -> Any:
     n = tirx.Var("n", "int64")
     ids = te.placeholder((n,), "int32", name="ids")
     bufs = _param_placeholders(layout)
-    deq = _dequant(layout, bufs)
-    ln_ = layout.lanes
+    dq = Dequant(layout, bufs)
+    ln_, bs = layout.lanes, layout.block
 
     def row(t: Any, k: Any) -> Any:
         r = ids[t].astype("int64")
-        return deq(r // ln_, k // BLOCK, k % BLOCK, r % ln_)
+        return dq.value(r // ln_, k // bs, k % bs, r % ln_)
 
     out = te.compute((n, layout.cols), row, name="embed")
     func = te.create_prim_func([ids, *bufs, out])

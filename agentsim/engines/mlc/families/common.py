@@ -16,6 +16,7 @@ import numpy as np
 from agentsim.engines.base import EngineUnavailable
 from agentsim.engines.mlc.config import SUPPORTED_QUANTS, ModelConfig, RopeSpec
 from agentsim.engines.mlc.gguf_file import GGUFModel
+from agentsim.engines.mlc.quants import FORMATS, GGUF_TO_KERNEL, gguf_rows
 
 
 class Meta:
@@ -195,22 +196,8 @@ def longrope_factors(model: GGUFModel, rotary_dim: int) -> dict[str, tuple[float
     return out
 
 
-#: GGUF tensor type → the kernel layout of ``kernels.QuantLayout`` that reads it.
-KERNEL_QUANT = {
-    "Q4_1": "q4_1",
-    "Q4_0": "q4_0",
-    "Q8_0": "q8_0",
-    "F16": "f32",
-    "BF16": "f32",
-    "F32": "f32",
-}
-
-#: columns of every matrix must be a multiple of this (the 32-value quant block).
-COL_MULTIPLE = 32
-
-
 def kernel_quant(model: GGUFModel, name: str) -> str:
-    return KERNEL_QUANT[model.qtype(name)]
+    return GGUF_TO_KERNEL[model.qtype(name)]
 
 
 @dataclass
@@ -228,17 +215,9 @@ class LayerWeights:
 
 
 def rows_of(model: GGUFModel, name: str) -> tuple[np.ndarray, str]:
-    """(per-row raw data, kernel quant): blocks as bytes ``[rows, bytes]`` or f32 ``[rows, cols]``."""
+    """(per-row raw data, kernel quant): blocks as bytes ``[rows, bytes]`` or float rows."""
     t = model.tensors[name]
-    qt = t.tensor_type.name
-    data = np.asarray(t.data)
-    rows, cols = model.shape(name)
-    if qt in ("F32", "F16"):
-        return data.astype(np.float32).reshape(rows, cols), "f32"
-    if qt == "BF16":
-        bits = data.view(np.uint16).astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(rows, cols), "f32"
-    return data.view(np.uint8).reshape(rows, -1), KERNEL_QUANT[qt]
+    return gguf_rows(t.data, t.tensor_type.name, tuple(int(x) for x in t.shape))
 
 
 def split_layer_weights(
@@ -256,6 +235,17 @@ def split_layer_weights(
             for p in "qkv":
                 out.biases[p] = model.dense(f"{b}.attn_{p}.bias").reshape(-1)
     return out
+
+
+def _check_cols(model: GGUFModel, name: str) -> None:
+    """The kernels read whole blocks: 32 columns (256 for K-quants, also for float types)."""
+    cols = model.shape(name)[1]
+    block = FORMATS[kernel_quant(model, name)].block
+    if cols % block:
+        raise EngineUnavailable(
+            f"{model.path.name}: {name} has {cols} columns; the mlc engine's "
+            f"{model.qtype(name)} kernels need a multiple of {block}"
+        )
 
 
 def finish_config(
@@ -288,12 +278,7 @@ def finish_config(
             need_tensor(model, name)
             expected.add(name)
             quants[f"layers.{i}.{ours}"] = kernel_quant(model, name)
-            cols = model.shape(name)[1]
-            if cols % COL_MULTIPLE:
-                raise EngineUnavailable(
-                    f"{model.path.name}: {name} has {cols} columns; the mlc engine needs a "
-                    f"multiple of {COL_MULTIPLE}"
-                )
+            _check_cols(model, name)
         if "qkv" not in split_mats:
             fused_qkv &= len({quants[f"layers.{i}.{p}"] for p in "qkv"}) == 1
         if "gate_up" not in split_mats:
@@ -312,9 +297,7 @@ def finish_config(
             f"{model.path.name} ({model.arch}) has tensor {unknown[0]}, which the mlc engine's "
             f"{model.arch} model does not use (an unsupported variant of the architecture)"
         )
-    if base["hidden_size"] % COL_MULTIPLE:
-        raise EngineUnavailable(
-            f"{model.path.name}: embedding_length {base['hidden_size']} is not a multiple of "
-            f"{COL_MULTIPLE}"
-        )
+    _check_cols(model, "token_embd.weight")
+    if not base["tied_embeddings"]:
+        _check_cols(model, "output.weight")
     return ModelConfig(**base, quants=quants, fused_qkv=fused_qkv, fused_gate_up=fused_gu, **fields)

@@ -25,7 +25,9 @@ from typing import Any
 
 import msgspec
 
-from agentsim.scenario import Scenario, ScenarioError, scenario_from_raw, where_line
+from agentsim.scenario.errors import ScenarioError, where_line
+from agentsim.scenario.schema import Scenario
+from agentsim.scenario.validate import scenario_from_raw
 
 
 class SweepSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

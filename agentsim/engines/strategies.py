@@ -1,8 +1,9 @@
 """Scripted game strategies: baselines that read the ``STATE:`` line of a game prompt.
 
 The scripted engine calls ``strategy_reply`` when an agent has ``strategy`` in its options
-(see ``agentsim.engines.scripted``). Only the standard library is used here, so the engine
-imports no protocol code. Strategies:
+(see ``agentsim.engines.scripted``); the game environments (``agentsim.environments``) write
+the ``STATE:`` line it reads. It lives with the engines, below the environments, and uses
+only the standard library. Strategies:
 
 - ``always_cooperate`` / ``always_defect``.
 - ``tit_for_tat``: copy the partner's last action — what the partner played last round when

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from agentsim.journal import read_journal
-from agentsim.scenario import Scenario
-from agentsim.testing import simulate
+from agentsim.run.simulate import simulate
+from agentsim.scenario.schema import Scenario
 
 
 def fault_tables(agents: list[str]) -> st.SearchStrategy[dict[str, Any]]:
@@ -73,8 +73,8 @@ def run_once(scenario: Scenario, faults: dict[str, Any], base_dir: Path) -> list
     holder: dict[str, Any] = {}
 
     async def main() -> None:
-        _, runner = await simulate(scenario, out, base_dir=base_dir)
-        holder["path"] = runner.folder.path
+        made = await simulate(scenario, out, base_dir=base_dir)
+        holder["path"] = made.path
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     records = list(read_journal(holder["path"] / "journal.jsonl"))

@@ -1,4 +1,10 @@
-"""The run folder: ``runs/<scenario>-<timestamp>/`` and everything written into it."""
+"""The run folder: ``runs/<scenario>-<timestamp>/`` and what the run itself writes there.
+
+The run writes ``scenario.toml`` (as given), ``scenario.json`` (as run), ``env.json``,
+``journal.jsonl``, ``results.jsonl`` and ``logs/``. The reports (``summary.json``,
+``report.md``, ``report.html``) are built from the journal by the layer above (``report``),
+handed in as a ``Reporter``: the run layer never imports the report layer.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,20 @@ import os
 import platform
 import socket
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from agentsim.journal import Journal, read_journal
-from agentsim.report.html import render_html
-from agentsim.report.markdown import render_markdown
-from agentsim.report.summary import summarize
+from agentsim.journal import Journal
 
 _enc = msgspec.json.Encoder()
+
+Reporter = Callable[[Path], dict[str, Any]]
+"""Builds the reports of a finished (or partial) run folder from its journal; returns the
+summary. ``agentsim.report.writer.write_reports`` is the one the CLI uses."""
 
 
 def _version(pkg: str) -> str:
@@ -107,24 +115,10 @@ class RunFolder:
             return ""
         return ("; last log lines: " + " | ".join(t.strip()[:200] for t in tail)) if tail else ""
 
-    def finish(self, journal: Journal, *, partial: bool) -> dict[str, Any]:
-        """Close the journal and write ``summary.json`` and ``report.md`` from it."""
+    def finish(
+        self, journal: Journal, *, partial: bool, reporter: Reporter | None = None
+    ) -> dict[str, Any]:
+        """Close the journal, then build the reports from it (the summary, or ``{}``)."""
         journal.write("run_end", completed=not partial)
         journal.close()
-        return write_reports(self.path)
-
-
-def write_reports(path: Path) -> dict[str, Any]:
-    """(Re)build summary.json, report.md and report.html from ``journal.jsonl`` alone."""
-    records = list(read_journal(path / "journal.jsonl"))
-    summary = summarize(records)
-    from agentsim.environments.metrics import game_summary, write_cooperation_plot
-
-    if game := game_summary(records):
-        summary["game"] = game
-        write_cooperation_plot(game, path / "cooperation.png")
-    results = [r for r in records if r.get("event") == "task_result"]
-    (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (path / "report.md").write_text(render_markdown(summary, results), encoding="utf-8")
-    (path / "report.html").write_text(render_html(summary, records), encoding="utf-8")
-    return summary
+        return reporter(self.path) if reporter is not None else {}

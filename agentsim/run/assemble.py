@@ -1,0 +1,183 @@
+"""``assemble()``: the one place a run is built — for the CLI, simulation, replay and sweeps.
+
+It makes the run folder, the bus (ZeroMQ ROUTER, or the in-memory hub for a simulation),
+the launcher (agent processes, or in-process agents), the fault layer and the runner, and
+returns them as an ``AssembledRun``; the caller runs it (``trio.run(made.run)`` or
+``await made.run()``) and then knows exactly which folder it made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import zmq
+
+from agentsim.bus.auth import CurveSetup, KeyFileError, ZapHandler, allowed_keys, load_secret
+from agentsim.bus.broker import Transport
+from agentsim.bus.faults import FaultLayer
+from agentsim.bus.faults_seeded import FaultConfigError, build_fault_layer
+from agentsim.bus.memory import MemoryHub
+from agentsim.bus.zmq_transport import RouterTransport, default_endpoint
+from agentsim.engines import Engine, EngineConfig, make_engine
+from agentsim.logs import configure_logging
+from agentsim.run.errors import RunSetupError
+from agentsim.run.folder import Reporter, RunFolder
+from agentsim.run.launchers.base import Launcher
+from agentsim.run.launchers.inprocess import InProcessLauncher
+from agentsim.run.launchers.local import ProcessLauncher
+from agentsim.run.runner import ProgressHook, Runner
+from agentsim.run.work import Work, load_work
+from agentsim.scenario.schema import Scenario
+
+
+class AssembledRun:
+    """What ``assemble`` made: the run folder, the runner, the work; the summary once run."""
+
+    def __init__(
+        self, folder: RunFolder, runner: Runner, work: Work, log: IO[str] | None = None
+    ) -> None:
+        self.folder = folder
+        self.runner = runner
+        self.work = work
+        self.summary: dict[str, Any] = {}
+        self._log = log
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    async def run(self) -> dict[str, Any]:
+        """Run it to the end; returns the summary (``{}`` without a reporter)."""
+        self.summary = await self.runner.run()
+        return self.summary
+
+    def close(self) -> None:
+        """Close the runner's log file (processes mode); safe to call twice."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def assemble(
+    scenario: Scenario,
+    out: Path,
+    *,
+    base_dir: Path,
+    source: str | None = None,
+    work: Work | None = None,
+    name: str = "",
+    argv: Sequence[str] = (),
+    simulated: bool = False,
+    engine_factory: Callable[[EngineConfig], Engine] = make_engine,
+    faults: FaultLayer | None = None,
+    progress: ProgressHook | None = None,
+    reporter: Reporter | None = None,
+) -> AssembledRun:
+    """Build one run of ``scenario`` in a new folder under ``out``.
+
+    Args:
+        scenario: the effective scenario (one sweep configuration, overrides applied).
+        out: parent folder of the run folder.
+        base_dir: where the scenario's relative paths point (its file's folder).
+        source: the scenario text to keep as ``scenario.toml`` (default: ``scenario`` as JSON).
+        work: tasks, scorer and protocol (loaded from the scenario when omitted).
+        name: run folder name prefix (default ``run.name``).
+        argv: the command line, recorded in ``env.json``.
+        simulated: in-process agents over the in-memory bus (no processes, no sockets; works
+            under ``trio.testing.MockClock``) instead of agent processes over ZeroMQ.
+        engine_factory: builds each in-process agent's engine (simulation only).
+        faults: a fault layer to use instead of the scenario's ``[faults]``.
+        progress: called after each task (the CLI's progress bar).
+        reporter: builds the reports at the end (``agentsim.report.writer.write_reports``).
+
+    Raises:
+        RunSetupError: the fault table, the CURVE keys or the bind endpoint are unusable.
+        TaskError, ProtocolLoadError: ``work`` was omitted and cannot be loaded.
+    """
+    work = work if work is not None else load_work(scenario, base_dir)
+    if faults is None:
+        try:
+            faults = build_fault_layer(scenario)
+        except FaultConfigError as e:
+            raise RunSetupError(str(e)) from None
+    folder = RunFolder.create(
+        out,
+        name or scenario.run.name,
+        source if source is not None else msgspec.json.encode(scenario).decode(),
+        seed=scenario.run.seed,
+        argv=list(argv),
+        scenario=scenario,
+        base_dir=base_dir,
+    )
+    if simulated:
+        hub = MemoryHub()
+        launcher: Launcher = InProcessLauncher(hub, engine_factory)
+        runner = Runner(
+            scenario,
+            folder,
+            transport=hub,
+            endpoint="memory://",
+            launcher=launcher,
+            work=work,
+            faults=faults,
+            progress=progress,
+            reporter=reporter,
+        )
+        return AssembledRun(folder, runner, work)
+    (folder.path / "logs").mkdir(exist_ok=True)
+    log = open(folder.path / "logs" / "runner.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by AssembledRun.close
+    configure_logging(json=True, stream=log)
+    try:
+        transport, endpoint, cleanup, curve = _bus(scenario, base_dir)
+    except BaseException:
+        log.close()
+        raise
+    runner = Runner(
+        scenario,
+        folder,
+        transport=transport,
+        endpoint=endpoint,
+        launcher=ProcessLauncher(folder.path / "logs"),
+        work=work,
+        faults=faults,
+        progress=progress,
+        reporter=reporter,
+        cleanup_dir=cleanup,
+        curve=curve,
+    )
+    return AssembledRun(folder, runner, work, log)
+
+
+def _bus(
+    scenario: Scenario, base_dir: Path
+) -> tuple[Transport, str, str | None, CurveSetup | None]:
+    endpoint, cleanup = default_endpoint(scenario.run.transport, scenario.run.bind)
+    curve = curve_setup(scenario, base_dir)
+    try:
+        transport = RouterTransport(endpoint, curve_secret=curve.server_secret if curve else None)
+    except Exception as e:  # zmq raises ZMQError with errno text
+        raise RunSetupError(f"run.bind cannot be bound, got {endpoint!r}: {e}") from None
+    return transport, transport.endpoint, cleanup, curve
+
+
+def curve_setup(scenario: Scenario, base_dir: Path) -> CurveSetup | None:
+    """The run's CURVE set-up when it has keys (``run.server_key`` / ``allowed_keys``)."""
+    run = scenario.run
+    if not (run.server_key or run.allowed_keys):
+        return None
+
+    def here(p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() or Path(p).exists() else base_dir / p
+
+    try:
+        public, secret = (
+            load_secret(here(run.server_key)) if run.server_key else zmq.curve_keypair()
+        )
+        allowed = allowed_keys(here(p) for p in run.allowed_keys)
+    except KeyFileError as e:
+        raise RunSetupError(f"run.server_key / run.allowed_keys: {e}") from None
+    zap = ZapHandler(zmq.Context.instance(), allowed, on_refused=lambda address, reason: None)
+    return CurveSetup(public, secret, zap)

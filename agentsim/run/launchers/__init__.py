@@ -1,0 +1,10 @@
+"""Launchers start agents for the runner and hand back an ``AgentHandle`` for each.
+
+- ``base``: the ``Launcher`` and ``AgentHandle`` protocols and the ``AgentLaunch`` request.
+- ``local``: one ``python -m agentsim agent`` OS process per agent on this host.
+- ``inprocess``: each agent's main loop as a trio task over the in-memory bus (simulation).
+
+A new launcher (a pre-forked server, Ray actors on a cluster) is one more module here that
+implements ``Launcher``; the runner sees only handles. Launchers sit in the ``run`` layer:
+they may import agent, bus and engines, never protocols' callers above ``run``.
+"""

@@ -1,0 +1,95 @@
+"""The scenario schema: what a scenario TOML file may hold, as frozen msgspec Structs.
+
+It imports nothing of the runtime (no engines, protocols, buses), so any layer may read a
+``Scenario``; the checks that need the runtime live in ``agentsim.scenario.validate``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
+
+
+class _Table(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class RunSpec(_Table, frozen=True):
+    name: Name = "run"
+    seed: int = 0
+    out: str = "runs"
+    transport: Literal["ipc", "tcp"] = "ipc"
+    bind: str = ""
+    server_key: str = ""
+    allowed_keys: list[str] = msgspec.field(default_factory=list)
+    insecure: bool = False
+    heartbeat_s: PositiveFloat = 1.0
+    heartbeat_misses: PositiveInt = 10
+    ready_timeout_s: PositiveFloat = 600.0
+    shutdown_timeout_s: PositiveFloat = 5.0
+    stats_s: PositiveFloat = 5.0
+
+
+class TasksSpec(_Table, frozen=True):
+    suite: str = "gsm8k"
+    limit: NonNegInt = 0
+    shuffle: bool = False
+    offset: NonNegInt = 0
+
+
+class SamplingSpec(_Table, frozen=True):
+    temperature: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
+    top_k: NonNegInt = 0
+    repetition_penalty: PositiveFloat = 1.0
+    stop: list[str] = msgspec.field(default_factory=list)
+
+
+class AgentSpec(_Table, frozen=True):
+    engine: str = "mlc"
+    model: str = "smollm2-135m-instruct"
+    role: str = ""
+    system: str = ""
+    max_tokens: PositiveInt = 256
+    sampling: SamplingSpec = msgspec.field(default_factory=SamplingSpec)
+    tools: list[str] = msgspec.field(default_factory=list)
+    threads: NonNegInt = 0
+    constrained: bool = False
+    remote: bool = False
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ProtocolSpec(_Table, frozen=True):
+    kind: str = "solo"
+    agents: list[str] = msgspec.field(default_factory=list)
+    rounds: PositiveInt = 2
+    max_steps: PositiveInt = 6
+    deadline_s: PositiveFloat = 120.0
+    task_timeout_s: PositiveFloat = 600.0
+    budget_tokens: NonNegInt = 0
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Scenario(_Table, frozen=True):
+    run: RunSpec = msgspec.field(default_factory=RunSpec)
+    tasks: TasksSpec = msgspec.field(default_factory=TasksSpec)
+    agents: dict[Name, AgentSpec] = msgspec.field(default_factory=dict)
+    protocol: ProtocolSpec = msgspec.field(default_factory=ProtocolSpec)
+    faults: dict[str, Any] = msgspec.field(default_factory=dict)
+    environment: dict[str, Any] = msgspec.field(default_factory=dict)
+    sweep: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def protocol_agents(self) -> list[str]:
+        """Agents the protocol uses: ``protocol.agents``, else every declared agent."""
+        return list(self.protocol.agents) or list(self.agents)
+
+    def agent_seed(self, name: str) -> int:
+        """The seed of one agent: derived from ``run.seed`` and its place in ``[agents]``."""
+        return (self.run.seed * 1_000_003 + list(self.agents).index(name)) % (2**31)

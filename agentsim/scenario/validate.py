@@ -1,0 +1,150 @@
+"""Reading a scenario file: TOML → ``Scenario``, then the checks that consult the runtime.
+
+Decoding reports every bad field with its path (``agentsim.scenario.errors``); the
+cross-checks then ask the parts that own a rule — engine names, protocols, the fault table,
+environments, task suites, key files — so that ``agentsim validate`` finds what can be known
+before a run starts.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from agentsim.bus.faults_seeded import FaultConfigError, parse_faults
+from agentsim.engines import ENGINE_NAMES
+from agentsim.environments import EnvironmentConfigError, parse_environment
+from agentsim.protocols import PROTOCOLS
+from agentsim.scenario.errors import ScenarioError, explain, placed, show, where_line
+from agentsim.scenario.schema import NAME_PATTERN, AgentSpec, Scenario
+from agentsim.tasks import BUILTIN_SUITES
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, decode and cross-check a scenario file. Raises ``ScenarioError``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"scenario file {p} cannot be read: {e}") from None
+    return parse_scenario(text, str(p), base_dir=p.parent)
+
+
+def parse_scenario(text: str, where: str, *, base_dir: Path | None = None) -> Scenario:
+    """Decode and cross-check scenario TOML text (``where`` names it in errors)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"TOML syntax error: {e} ({where})") from None
+    return scenario_from_raw(raw, text, where, base_dir=base_dir)
+
+
+def scenario_from_raw(
+    raw: dict[str, Any], text: str, where: str, *, base_dir: Path | None = None
+) -> Scenario:
+    """Decode and cross-check an already parsed scenario table (``text`` locates lines)."""
+    agents = raw.get("agents")
+    if isinstance(agents, dict):
+        for name, table in agents.items():
+            if not re.match(NAME_PATTERN, name):
+                raise ScenarioError(
+                    f"agents.{name} is not a valid agent name (letters, digits, _ and -, starting with a letter), "
+                    f"got {name!r} ({where_line(text, ['agents', name], where)})"
+                )
+            try:
+                msgspec.convert(table, AgentSpec)
+            except msgspec.ValidationError as e:
+                raise ScenarioError(
+                    explain(str(e), raw, text, where, prefix=["agents", name])
+                ) from None
+    try:
+        scenario = msgspec.convert(raw, Scenario)
+    except msgspec.ValidationError as e:
+        raise ScenarioError(explain(str(e), raw, text, where)) from None
+    _cross_check(scenario, raw, text, where, base_dir or Path.cwd())
+    return scenario
+
+
+def _loopback(endpoint: str) -> bool:
+    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _cross_check(
+    scenario: Scenario, raw: dict[str, Any], text: str, where: str, base: Path
+) -> None:
+    def fail(parts: list[str], rule: str, value: Any) -> None:
+        field = ".".join(parts)
+        raise ScenarioError(f"{field} {rule}, got {show(value)} ({where_line(text, parts, where)})")
+
+    if not scenario.agents:
+        raise ScenarioError(f"agents must declare at least one agent ({where})")
+    run = scenario.run
+    if run.bind and not run.bind.startswith(("ipc://", "tcp://", "inproc://")):
+        fail(["run", "bind"], "must be an ipc:// or tcp:// endpoint", run.bind)
+    if (
+        run.bind.startswith("tcp://")
+        and not _loopback(run.bind)
+        and not run.server_key
+        and not run.insecure
+    ):
+        fail(
+            ["run", "bind"],
+            "is not a loopback address, so it needs CURVE keys (run.server_key, run.allowed_keys) "
+            "or an explicit insecure = true",
+            run.bind,
+        )
+    for i, key in enumerate(run.allowed_keys):
+        if not (base / key).exists() and not Path(key).exists():
+            fail(["run", "allowed_keys", str(i)], "must name an existing .key file or folder", key)
+    if (
+        run.server_key
+        and not (base / run.server_key).exists()
+        and not Path(run.server_key).exists()
+    ):
+        fail(["run", "server_key"], "must name an existing .key_secret file", run.server_key)
+    for name, spec in scenario.agents.items():
+        if spec.engine not in ENGINE_NAMES:
+            fail(
+                ["agents", name, "engine"], f"must be one of {', '.join(ENGINE_NAMES)}", spec.engine
+            )
+        if (
+            spec.model.endswith(".gguf")
+            and not (base / spec.model).exists()
+            and not Path(spec.model).exists()
+        ):
+            fail(["agents", name, "model"], "must name an existing .gguf file", spec.model)
+    for i, agent in enumerate(scenario.protocol.agents):
+        if agent not in scenario.agents:
+            fail(
+                ["protocol", "agents", str(i)], "must name an agent declared under [agents]", agent
+            )
+    kind = scenario.protocol.kind
+    if kind not in PROTOCOLS and ":" not in kind and not scenario.environment:
+        fail(["protocol", "kind"], f"must be one of {', '.join(sorted(PROTOCOLS))}", kind)
+    if scenario.faults:
+        try:
+            parse_faults(scenario.faults, list(scenario.agents))
+        except FaultConfigError as e:
+            raise placed(e, raw, text, where) from None
+    if scenario.environment:
+        try:
+            parse_environment(scenario.environment, list(scenario.agents))
+        except EnvironmentConfigError as e:
+            raise placed(e, raw, text, where) from None
+        return
+    suite = scenario.tasks.suite
+    if suite not in BUILTIN_SUITES:
+        path = Path(suite) if Path(suite).is_absolute() else base / suite
+        if not path.exists() and not Path(suite).exists():
+            fail(
+                ["tasks", "suite"],
+                f"must be a built-in suite ({', '.join(sorted(BUILTIN_SUITES))}) or an existing .jsonl file",
+                suite,
+            )
