@@ -62,9 +62,13 @@ def _check(path: Path) -> str:
     from agentsim.engines.mlc.convert import GGUFModel, read_config
 
     model = GGUFModel(path)
-    counts = model.quant_counts()
-    types = ", ".join(f"{t} {n}" for t, n in counts.most_common())
-    cfg = read_config(model)  # raises EngineUnavailable with the reason
+    types = ", ".join(f"{t} {n}" for t, n in model.quant_counts().most_common())
+    try:
+        cfg = read_config(model)
+    except EngineUnavailable as e:
+        raise EngineUnavailable(
+            f"{path.name} ({model.arch}; tensors {types}) cannot run: {e}"
+        ) from None
     kinds = "" if not cfg.has_sliding else f", sliding window {cfg.sliding_window}"
     return (
         f"{path.name}: {cfg.arch}, {cfg.num_layers} layers, hidden {cfg.hidden_size}, "

@@ -28,7 +28,8 @@ ARCHITECTURES: dict[str, str] = {
     "qwen2": "Qwen2/2.5, DeepSeek-R1-Distill-Qwen (QKV bias)",
     "qwen3": "Qwen3 dense (Q/K RMSNorm)",
     "gemma": "Gemma 1 (scaled embeddings, GeGLU)",
-    "gemma2": "Gemma 2 (pre/post norms, soft-capped logits, sliding-window layers)",
+    "gemma2": "Gemma 2 (pre/post norms, final-logit soft-capping, sliding-window layers; "
+    "attention soft-capping not applied)",
     "gemma3": "Gemma 3 text (Q/K norm, 5 local : 1 global layers with their own RoPE bases)",
     "phi3": "Phi-3/3.5/4-mini (fused QKV and gate-up, LongRoPE, partial rotary)",
 }

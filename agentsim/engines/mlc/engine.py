@@ -19,7 +19,7 @@ from agentsim.engines.base import ContextOverflow, EngineConfig, EngineError
 from agentsim.engines.mlc.build import ensure_artifact
 from agentsim.engines.mlc.config import DEFAULT_CONTEXT_CAP, ModelConfig, TokenizerMeta
 from agentsim.engines.mlc.grammar import GrammarFactory
-from agentsim.engines.mlc.memory import check_fits, estimate
+from agentsim.engines.mlc.memory import check_file_fits, check_fits, estimate
 from agentsim.engines.mlc.model_files import META_FILE, TOKENIZER_FILE
 from agentsim.engines.mlc.models import model_path
 from agentsim.engines.mlc.prompt import PromptRenderer, parse_tool_calls
@@ -59,6 +59,8 @@ class MLCEngine:
         if target not in ("llvm", "cuda"):
             raise EngineError(f"options.target must be 'llvm' or 'cuda', got {target!r}")
         self.gguf = model_path(config.model)
+        if target != "cuda":
+            check_file_fits(self.gguf, config.model)
         self.artifact = ensure_artifact(self.gguf, target, opts.get("mcpu"))
         self.threads = choose_threads(config.threads)
         meta = json.loads((self.artifact / META_FILE).read_text())

@@ -92,6 +92,18 @@ def parse_size(text: str, name: str) -> int:
     return int(value * mult)
 
 
+def check_file_fits(gguf: Path, model: str) -> None:
+    """Before building: a model whose file alone exceeds the available memory is refused
+    (the repacked weights take about the file's size)."""
+    size = gguf.stat().st_size
+    avail = available_bytes()
+    if size + RUNTIME_OVERHEAD > avail:
+        raise EngineUnavailable(
+            f"model {model} ({gguf.name}, {size / MiB:.0f} MiB of weights) needs more than the "
+            f"{avail / MiB:.0f} MiB available; use a smaller model or quantization"
+        )
+
+
 def check_fits(est: MemoryEstimate, model: str, available: int | None = None) -> None:
     """Raise ``EngineUnavailable`` (one line) when ``est`` exceeds the available memory."""
     avail = available_bytes() if available is None else available
