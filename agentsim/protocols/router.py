@@ -10,7 +10,10 @@ Options: ``supervisor``; ``must_route`` (default true: a final answer before any
 is a ``role_violation`` and is refused); ``max_delegations`` (default 3); ``loop_limit``
 (default 2: how often one identical delegation may be sent); ``expected`` (task category →
 specialist, e.g. ``{gsm8k = "math"}``); ``specialist_steps`` (default ``max_steps``);
-``prompt`` (user template with ``{question}``/``{instruction}``). A supervisor with
+``prompt`` (user template with ``{question}``/``{instruction}``). With ``prompt_style =
+"seed"`` the supervisor writes ``<think>`` + a route inside ``<action>`` or a
+``<final_answer>`` (five turns at most) and the specialists use the seed ReAct format. Worked
+examples show the supervisor routing to the ``expected`` specialist. A supervisor with
 ``constrained = true`` is decoded under ``route_schema()``: a route to a real specialist, or
 a final answer.
 
@@ -37,6 +40,8 @@ from agentsim.chat import ChatMessage
 from agentsim.protocols.base import AskResult, BaseProtocol, Outcome, TaskDriver
 from agentsim.protocols.common import int_option, user_prompt
 from agentsim.protocols.react import ReAct
+from agentsim.protocols.styles import SEED_TURNS, final_in, route_examples
+from agentsim.protocols.turns import seed_grammar_for
 from agentsim.scenario import Scenario
 from agentsim.tasks.base import Task
 from agentsim.tools import parse_tool_calls
@@ -45,6 +50,10 @@ _ROUTE_LINE = re.compile(r"^[ \t>*_#]*route[ \t*_]*:[ \t*_\"']*([A-Za-z][\w-]*)"
 _TASK_LINE = re.compile(r"^[ \t>*_#]*task[ \t*_]*:[ \t*_]*(.+)$", re.I | re.M)
 _FLAT_OBJECT = re.compile(r"\{[^{}]*\}", re.S)
 NUDGE = 'Reply with a route, {"route": "<specialist>", "task": "<request>"}, or with "Final Answer: <answer>".'
+SEED_ROUTE_NUDGE = (
+    'Reply with <think>...</think> then <action>{"route": "<specialist>", "task": "<request>"}</action> '
+    "or <final_answer>your answer</final_answer>."
+)
 
 
 def parse_route(text: str) -> tuple[str, str] | None:
@@ -125,8 +134,24 @@ class Router(BaseProtocol):
         inner = msgspec.structs.replace(self.spec, kind="react", max_steps=steps, options={})
         self.react = ReAct(msgspec.structs.replace(scenario, protocol=inner))
 
+    @property
+    def seed(self) -> bool:
+        return self.spec.prompt_style == "seed"
+
+    @property
+    def max_turns(self) -> int:
+        """Supervisor turns: ``max_steps``, capped at five in the seed style."""
+        return min(self.spec.max_steps, SEED_TURNS) if self.seed else self.spec.max_steps
+
+    def _answer_hint(self) -> str:
+        return "<final_answer>your answer</final_answer>" if self.seed else "Final Answer: <answer>"
+
     def route_schema(self) -> dict[str, Any]:
-        """JSON Schema of one supervisor turn (a route or a final answer), for constrained decoding."""
+        """JSON Schema of one supervisor turn (a route or a final answer), for constrained decoding.
+
+        In the seed style it is a Lark grammar: ``<think>`` then a route in ``<action>`` or a
+        ``<final_answer>``.
+        """
         route = {
             "type": "object",
             "properties": {"route": {"enum": self.specialists}, "task": {"type": "string"}},
@@ -139,6 +164,8 @@ class Router(BaseProtocol):
             "required": ["final_answer"],
             "additionalProperties": False,
         }
+        if self.seed:
+            return seed_grammar_for([route])
         return {"anyOf": [route, final]}
 
     def instructions(self, driver: TaskDriver) -> str:
@@ -150,21 +177,38 @@ class Router(BaseProtocol):
             spec = driver.scenario.agents[name]
             tools = f" (tools: {', '.join(spec.tools)})" if spec.tools else ""
             lines.append(f"- {name}: {spec.role or 'specialist'}{tools}")
-        lines += [
-            "",
-            "To route, reply with exactly one JSON object:",
-            '{"route": "<specialist>", "task": "<what the specialist should do>"}',
-            "You will then receive the specialist's answer.",
-            "When you know the answer, reply with: Final Answer: <answer>",
-        ]
+        if self.seed:
+            lines += [
+                "",
+                "Answer in this format, one step per turn: <think>your reasoning</think>, then",
+                'either <action>{"route": "<specialist>", "task": "<what the specialist should do>"}</action>',
+                "and wait for the specialist's answer, or <final_answer>your answer</final_answer>.",
+                'Rules: the action is one strict JSON object with exactly the keys "route" and "task"; '
+                f"you have at most {self.max_turns} turns.",
+            ]
+        else:
+            lines += [
+                "",
+                "To route, reply with exactly one JSON object:",
+                '{"route": "<specialist>", "task": "<what the specialist should do>"}',
+                "You will then receive the specialist's answer.",
+                "When you know the answer, reply with: Final Answer: <answer>",
+            ]
         if not self.must_route:
             lines.append("You may answer directly when no specialist is needed.")
         return "\n".join(lines)
 
     async def run_task(self, task: Task, driver: TaskDriver) -> Outcome:
         sup = self.supervisor
+        expected = self.expected.get(task.category)
+        shots = (
+            route_examples(task.meta.get("examples", []), expected, style=self.spec.prompt_style)
+            if expected
+            else []
+        )
         messages = [
             ChatMessage(role="system", content=self.instructions(driver)),
+            *shots,
             ChatMessage(
                 role="user", content=user_prompt(task, str(self.spec.options.get("prompt", "")))
             ),
@@ -175,9 +219,13 @@ class Router(BaseProtocol):
         delegations: list[dict[str, Any]] = []
         last = ""
         stop = ""
-        schema = self.route_schema() if driver.scenario.agents[sup].constrained else None
+        sup_spec = driver.scenario.agents[sup]
+        # the seed style's Lark grammar is an llguidance form only the mlc engine compiles
+        use = sup_spec.constrained and (not self.seed or sup_spec.engine == "mlc")
+        schema = self.route_schema() if use else None
         step = 0
-        for step in range(self.spec.max_steps):
+        nudge = SEED_ROUTE_NUDGE if self.seed else NUDGE
+        for step in range(self.max_turns):
             phase = self.enter(driver, phase, self.Phase.SUPERVISE, step=step)
             res = await driver.ask(sup, messages, round=step, response_schema=schema)
             if not res.ok:
@@ -211,7 +259,7 @@ class Router(BaseProtocol):
                             role="user",
                             content=(
                                 f"No delegations left (max_delegations={self.max_delegations}). "
-                                "Reply with: Final Answer: <answer>"
+                                f"Reply with: {self._answer_hint()}"
                             ),
                         )
                     )
@@ -222,7 +270,7 @@ class Router(BaseProtocol):
                 report = await self._delegate(task, driver, target, request, delegations)
                 messages.append(ChatMessage(role="user", content=report))
                 continue
-            answer = final_answer_of(res.text)
+            answer = final_in(res.text, self.spec.prompt_style) or ""
             if answer and self.must_route and not delegations:
                 driver.fail(
                     "role_violation",
@@ -236,7 +284,7 @@ class Router(BaseProtocol):
                         role="user",
                         content=(
                             "You must not solve the problem yourself. Route it to a specialist first. "
-                            + NUDGE
+                            + nudge
                         ),
                     )
                 )
@@ -256,14 +304,14 @@ class Router(BaseProtocol):
                 evidence=[res.msg_id],
                 detail="supervisor turn has neither a route nor a final answer",
             )
-            messages.append(ChatMessage(role="user", content=NUDGE))
+            messages.append(ChatMessage(role="user", content=nudge))
         else:
             stop = "max_steps"
             driver.fail(
                 "unaware_of_termination",
                 agents=[sup],
-                round=self.spec.max_steps,
-                detail=f"no final answer within max_steps={self.spec.max_steps} supervisor turns",
+                round=self.max_turns,
+                detail=f"no final answer within {self.max_turns} supervisor turns",
             )
         if not delegations:
             driver.fail(
@@ -290,7 +338,8 @@ class Router(BaseProtocol):
                 evidence=[res.msg_id],
                 detail=f"route to {target!r}, which is not a specialist ({', '.join(self.specialists)})",
             )
-            return f"{target!r} is not a specialist. Choose one of: {', '.join(self.specialists)}. {NUDGE}"
+            nudge = SEED_ROUTE_NUDGE if self.seed else NUDGE
+            return f"{target!r} is not a specialist. Choose one of: {', '.join(self.specialists)}. {nudge}"
         expected = self.expected.get(task.category)
         if expected and target != expected:
             driver.fail(
@@ -322,6 +371,6 @@ class Router(BaseProtocol):
         if answer:
             return (
                 f"Specialist {target} answered: {answer}\n\n"
-                "If this solves the problem, reply with: Final Answer: <answer>. Otherwise route again."
+                f"If this solves the problem, reply with: {self._answer_hint()}. Otherwise route again."
             )
-        return f"Specialist {target} gave no final answer. Route again or reply with: Final Answer: <answer>."
+        return f"Specialist {target} gave no final answer. Route again or reply with: {self._answer_hint()}."

@@ -1,4 +1,8 @@
-"""``solo``: the base paradigm — one agent, direct prompting, no tools."""
+"""``solo``: the base paradigm — one agent, direct prompting, no tools.
+
+Worked examples in ``task.meta["examples"]`` (``[tasks] examples = N``) come first, as
+question → ``Final Answer: ...`` turns.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import ClassVar
 
 from agentsim.protocols.base import BaseProtocol, Outcome, TaskDriver
 from agentsim.protocols.common import user_prompt
+from agentsim.protocols.styles import example_messages
 from agentsim.tasks.base import Task
 
 
@@ -26,7 +31,10 @@ class Solo(BaseProtocol):
         agent = driver.agents[0]
         phase: enum.Enum = self.enter(driver, self.Phase.START, self.Phase.ASK, agent=agent)
         prompt = user_prompt(task, str(self.spec.options.get("prompt", "")))
-        res = await driver.ask(agent, self.base_messages(driver, agent, prompt))
+        messages = self.base_messages(driver, agent, prompt)
+        shots = example_messages(task.meta.get("examples", []), mode="solo")
+        messages[-1:-1] = shots  # worked examples (if any) go before the question
+        res = await driver.ask(agent, messages)
         self.enter(driver, phase, self.Phase.DONE)
         if not res.ok:
             return Outcome(answer="", final=False, by=agent)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from agentsim.journal import read_journal
+from agentsim.report.study import examples_effect, initial_vote, load_run, study
+from agentsim.report.study_render import markdown_to_html, plot_failure_mix, render_study
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -197,4 +199,18 @@ def write_comparison(runs: list[Path], out_dir: Path) -> str:
     plot_quality_vs_cost(rows, out_dir / "quality_vs_cost.png")
     page = render_html(rows, runs, out_dir, out_dir / "quality_vs_cost.png")
     (out_dir / "comparison.html").write_text(page, encoding="utf-8")
-    return table
+    study_runs = [load_run(r) for r in runs if (r / "scenario.json").is_file()]
+    study_runs += [d for r in study_runs if (d := initial_vote(r)) is not None]
+    groups = [g for g in study(study_runs) if len(g["rows"]) > 1]
+    effects = examples_effect(study_runs)
+    if not groups and not effects:
+        return table
+    text = render_study(groups, effects)
+    (out_dir / "study.md").write_text(text, encoding="utf-8")
+    (out_dir / "study.json").write_text(
+        json.dumps({"groups": groups, "examples_effect": effects}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    (out_dir / "study.html").write_text(markdown_to_html(text), encoding="utf-8")
+    plot_failure_mix(groups, out_dir / "failure_mix.png")
+    return table + "\n" + text

@@ -36,6 +36,40 @@ def _r(x: float, nd: int = 4) -> float:
     return round(x, nd)
 
 
+def _quality(r: dict[str, Any]) -> float:
+    q = r.get("quality")
+    return float(q) if q is not None else (1.0 if r.get("correct") else 0.0)
+
+
+def by_category(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task type: n, accuracy, mean quality, completion, latency and tokens per sample."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(str(r.get("category") or ""), []).append(r)
+    out: dict[str, dict[str, Any]] = {}
+    for cat, rows in sorted(groups.items()):
+        n = len(rows)
+        gen = sum(int(r.get("completion_tokens", 0)) for r in rows)
+        decode = sum(float(r.get("decode_s", 0.0)) for r in rows)
+        out[cat] = {
+            "n": n,
+            "accuracy": _r(sum(1 for r in rows if r.get("correct")) / n),
+            "quality": _r(sum(_quality(r) for r in rows) / n),
+            "completion_rate": _r(sum(1 for r in rows if r.get("completed")) / n),
+            "latency_mean_s": _r(sum(float(r.get("latency_s", 0.0)) for r in rows) / n),
+            "tokens_per_sample": _r(
+                sum(
+                    int(r.get("prompt_tokens", 0)) + int(r.get("completion_tokens", 0))
+                    for r in rows
+                )
+                / n,
+                1,
+            ),
+            "tokens_per_s": _r(gen / decode, 2) if decode > 0 else None,
+        }
+    return out
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Aggregate a run's journal records into the summary written to ``summary.json``."""
     start: dict[str, Any] = {}
@@ -48,6 +82,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     nbytes = 0
     tool_calls = 0
     faults: Counter[str] = Counter()
+    energy: float | None = None
     for rec in records:
         ev = rec.get("event")
         if ev == "envelope":
@@ -75,6 +110,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             end = rec
         elif ev == "tasks_loaded":
             planned = int(rec.get("count", 0))
+        elif ev == "energy" and rec.get("joules") is not None:
+            energy = float(rec["joules"])
     n = len(results)
     correct = sum(1 for r in results if r.get("correct"))
     completed = sum(1 for r in results if r.get("completed"))
@@ -119,6 +156,10 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         )
         if tool_calls + kinds["tool_call_malformed"]
         else None,
+        "quality": _r(sum(_quality(r) for r in results) / n) if n else 0.0,
+        "by_category": by_category(results),
+        "energy_j": energy,
+        "energy_j_per_token": _r(energy / gen, 6) if energy is not None and gen else None,
         "failures": dict(sorted(kinds.items())),
         "failure_categories": dict(sorted(categories.items())),
         "failures_total": sum(kinds.values()),

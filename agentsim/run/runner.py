@@ -22,6 +22,7 @@ from agentsim.bus.auth import CurveSetup
 from agentsim.bus.broker import Broker, Transport
 from agentsim.bus.faults import FaultLayer
 from agentsim.bus.faults_seeded import SeededFaults
+from agentsim.energy import EnergyMeter
 from agentsim.failures import REPORTABLE, Failure
 from agentsim.journal import Journal
 from agentsim.protocols.base import BaseProtocol, BudgetExhausted, Outcome
@@ -218,6 +219,8 @@ class Runner:
             protocol=self.scenario.protocol.kind,
             agents=list(self.roster.states),
         )
+        meter = EnergyMeter()
+        energy_start = meter.read()
         try:
             async with trio.open_nursery() as nursery:
                 if self.curve is not None:
@@ -239,6 +242,7 @@ class Runner:
                 nursery.cancel_scope.cancel()
         finally:
             self._stop_everything()
+            self.journal.write("energy", **meter.since(energy_start))
             self._write_stats("broker_stats")
             summary = self.folder.finish(
                 self.journal, partial=not self.completed, reporter=self.reporter
@@ -342,6 +346,7 @@ class Runner:
             "extracted": score.extracted,
             "gold": task.answer,
             "correct": bool(score.correct and outcome.final),
+            "quality": _quality(score, outcome.final),
             "completed": outcome.final,
             "rounds": outcome.rounds,
             "by": outcome.by,
@@ -354,3 +359,10 @@ class Runner:
             "failures": [f.kind for f in self._task_failures.get(task.id, [])],
             "extra": jsonable(outcome.extra),
         }
+
+
+def _quality(score: Score, final: bool) -> float:
+    """The task's graded quality (ROUGE where scored so, else 1/0); 0 without a final answer."""
+    if not final:
+        return 0.0
+    return score.quality if score.quality is not None else float(score.correct)

@@ -38,5 +38,6 @@ def load_work(scenario: Scenario, base_dir: Path) -> Work:
         shuffle=t.shuffle,
         seed=scenario.run.seed,
         offset=t.offset,
+        examples=t.examples,
     )
     return Work(tasks, scorer, load_protocol_class(scenario.protocol.kind, base_dir))

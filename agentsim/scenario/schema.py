@@ -35,6 +35,7 @@ class RunSpec(_Table, frozen=True):
     ready_timeout_s: PositiveFloat = 600.0
     shutdown_timeout_s: PositiveFloat = 5.0
     stats_s: PositiveFloat = 5.0
+    python_sandbox: Literal["os", "weak"] = "os"  # "weak": opt in to the audit-hook sandbox
 
 
 class TasksSpec(_Table, frozen=True):
@@ -42,6 +43,7 @@ class TasksSpec(_Table, frozen=True):
     limit: NonNegInt = 0
     shuffle: bool = False
     offset: NonNegInt = 0
+    examples: NonNegInt = 0
 
 
 class SamplingSpec(_Table, frozen=True):
@@ -74,6 +76,7 @@ class ProtocolSpec(_Table, frozen=True):
     deadline_s: PositiveFloat = 120.0
     task_timeout_s: PositiveFloat = 600.0
     budget_tokens: NonNegInt = 0
+    prompt_style: Literal["default", "seed"] = "default"
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

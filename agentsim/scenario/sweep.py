@@ -12,6 +12,7 @@
 
     [sweep.axes]                 # dotted scenario paths → values; the cross product runs
     "run.seed" = [1, 2]
+    "agents.*.model" = ["smollm2-135m-instruct"]   # * = every key of that table
 """
 
 from __future__ import annotations
@@ -46,7 +47,22 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``dotted`` in ``raw``; a ``*`` part stands for every key of that table
+    (``"agents.*.model"`` gives every agent the model)."""
     parts = dotted.split(".")
+    if "*" in parts:
+        i = parts.index("*")
+        head = ".".join(parts[:i])
+        table: Any = raw
+        for part in parts[:i]:
+            table = table.get(part, {}) if isinstance(table, dict) else {}
+        if not isinstance(table, dict) or not table:
+            raise ScenarioError(
+                f"sweep.axes.{dotted}: {head or 'the scenario'} has no table to expand *"
+            )
+        for key in list(table):
+            _set_path(raw, ".".join([*parts[:i], key, *parts[i + 1 :]]), value)
+        return
     cur = raw
     for part in parts[:-1]:
         nxt = cur.setdefault(part, {})

@@ -8,6 +8,9 @@ from pathlib import Path
 from agentsim.tasks.base import Scorer, Task, TaskError
 from agentsim.tasks.gsm8k import load_gsm8k, score_numeric
 from agentsim.tasks.jsonl import load_jsonl, score_exact
+from agentsim.tasks.scoring import score_task
+from agentsim.tasks.study import SUITES as STUDY_SUITES
+from agentsim.tasks.study import load_study
 
 BUILTIN_SUITES = (
     "gsm8k",
@@ -16,6 +19,7 @@ BUILTIN_SUITES = (
     "bfcl_multiple",
     "bfcl_parallel",
     "bfcl_irrelevance",
+    *STUDY_SUITES,
 )
 
 
@@ -34,11 +38,23 @@ def load_suite(
     shuffle: bool = False,
     seed: int = 0,
     offset: int = 0,
+    examples: int = 0,
 ) -> tuple[list[Task], Scorer]:
-    """Load a suite by built-in name or ``.jsonl`` path; returns the tasks and their scorer."""
+    """Load a suite by built-in name or ``.jsonl`` path; returns the tasks and their scorer.
+
+    ``examples`` (study suites) puts that many worked examples from the held-apart split of
+    each task's type in ``task.meta["examples"]``; other suites have no worked examples.
+    """
     tasks: list[Task]
     scorer: Scorer
-    if suite == "gsm8k":
+    if suite in STUDY_SUITES:
+        tasks, scorer = load_study(suite, examples=examples, seed=seed), score_task
+    elif examples:
+        raise TaskError(
+            f"examples = {examples} needs a suite with a held-apart examples split "
+            f"({', '.join(STUDY_SUITES)}), got {suite!r}"
+        )
+    elif suite == "gsm8k":
         tasks, scorer = load_gsm8k(), score_numeric
     elif suite.startswith("bfcl"):
         from agentsim.tasks.bfcl_suite import load_bfcl_suite

@@ -19,8 +19,11 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Score(msgspec.Struct, frozen=True, kw_only=True):
+    """A scored answer; ``quality`` is a graded score in [0, 1] where the task has one (ROUGE)."""
+
     extracted: str
     correct: bool
+    quality: float | None = None
 
 
 Scorer = Callable[[Task, str], Score]

@@ -36,7 +36,9 @@ CASES = [
         "bad_path",
         '[tasks]\nsuite = "nope.jsonl"\n[agents.a]\nengine = "scripted"\n',
         "tasks.suite must be a built-in suite (bfcl, bfcl_irrelevance, bfcl_multiple, bfcl_parallel, "
-        "bfcl_simple_python, gsm8k) or an existing .jsonl file, got 'nope.jsonl' ({f}:2)",
+        "bfcl_simple_python, gsm8k, study, study_arithmetic, study_factbook_qa, study_financial_qa, "
+        "study_ner, study_program, study_sentiment, study_summarization) or an existing .jsonl file, "
+        "got 'nope.jsonl' ({f}:2)",
     ),
     (
         "negative_budget",

@@ -25,10 +25,19 @@ class GrammarFactory:
         self.tok = llguidance.LLTokenizer(tokenizer_json, n_vocab=vocab_size, eos_token=eos_ids)
 
     def json_schema(self, schema: dict[str, Any]) -> JsonConstraint:
+        """A matcher for a JSON Schema, or for a Lark grammar given as ``{"x-lark": text}``.
+
+        The Lark form lets a protocol constrain text around JSON (the seed study's XML tags
+        with a ``%json`` call inside).
+        """
+        lark = schema.get("x-lark") if len(schema) == 1 else None
         try:
-            grammar = self._ll.LLMatcher.grammar_from_json_schema(
-                json.dumps(schema), defaults={"whitespace_flexible": False}
-            )
+            if isinstance(lark, str):
+                grammar = self._ll.LLMatcher.grammar_from_lark(lark)
+            else:
+                grammar = self._ll.LLMatcher.grammar_from_json_schema(
+                    json.dumps(schema), defaults={"whitespace_flexible": False}
+                )
         except (ValueError, TypeError) as e:
             raise EngineError(f"response_schema is not a usable JSON Schema: {e}") from e
         matcher = self._ll.LLMatcher(self.tok, grammar, log_level=0)
