@@ -12,6 +12,7 @@ import pytest
 # The suite runs with --import-mode=importlib: make the helper module next to us importable.
 sys.path.insert(0, str(Path(__file__).parent))
 import conftest_shared  # noqa: F401  (captures the shared cache first)
+from families import CASES
 from tiny_gguf import TINY, write_tiny_gguf
 
 
@@ -40,3 +41,18 @@ def tiny_artifacts(tiny_ggufs: dict[str, Path], session_cache: Path) -> dict[str
     from agentsim.engines.mlc.build import ensure_artifact
 
     return {name: ensure_artifact(path) for name, path in tiny_ggufs.items()}
+
+
+@pytest.fixture(scope="session")
+def family_ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("families")
+    return {name: write_tiny_gguf(root / f"{name}.gguf", c.spec) for name, c in CASES.items()}
+
+
+@pytest.fixture(scope="session")
+def family_artifacts(family_ggufs: dict[str, Path], session_cache: Path) -> dict[str, Path]:
+    """One compiled artifact per architecture case (in this process, like ``tiny_artifacts``)."""
+    import agentsim.engines.mlc.compile  # noqa: F401
+    from agentsim.engines.mlc.build import ensure_artifact
+
+    return {name: ensure_artifact(path) for name, path in family_ggufs.items()}

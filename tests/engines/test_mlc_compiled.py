@@ -83,8 +83,10 @@ def test_unpermute_inverts_llama_cpp_permutation() -> None:
 
 
 def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
-    path = write_tiny_gguf(tmp_path / "phi.gguf", TinySpec(arch="phi3", layers=1))
-    with pytest.raises(EngineUnavailable, match=r"architecture 'phi3'.*supported: llama, qwen2"):
+    path = write_tiny_gguf(tmp_path / "falcon.gguf", TinySpec(arch="falcon", layers=1))
+    with pytest.raises(
+        EngineUnavailable, match=r"architecture 'falcon'.*supported: llama, qwen2, qwen3, gemma"
+    ):
         ensure_artifact(path)
 
 

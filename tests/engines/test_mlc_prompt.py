@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -71,3 +72,39 @@ def test_sampler_greedy_topk_and_penalty() -> None:
     assert picks == {1, 2}
     picks = {Sampler(Sampling(temperature=1.0, top_p=0.5), s)(logits, []) for s in range(20)}
     assert picks == {1}
+
+
+def test_gemma_turns_fold_the_system_message_into_the_first_user_turn() -> None:
+    from agentsim.engines.mlc.prompt import GEMMA_TURNS
+
+    r = PromptRenderer(GEMMA_TURNS, "<bos>", "<eos>")
+    msgs = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content=" 2+2? "),
+        ChatMessage(role="assistant", content="4"),
+        ChatMessage(role="user", content="and 3+3?"),
+    ]
+    assert r.render(msgs, None) == (
+        "<start_of_turn>user\nBe brief.\n\n2+2?<end_of_turn>\n"
+        "<start_of_turn>model\n4<end_of_turn>\n"
+        "<start_of_turn>user\nand 3+3?<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+    # tool results come back as user turns (the format has no tool role)
+    tool = [ChatMessage(role="tool", content="6", name="add")]
+    assert "<start_of_turn>user\n<tool_response" in r.render(tool, None)
+
+
+def test_gemma_files_without_a_template_get_the_turn_format(tmp_path: Path) -> None:
+    from tiny_gguf import TinySpec, write_tiny_gguf
+
+    from agentsim.engines.mlc.convert import GGUFModel, read_tokenizer_meta
+    from agentsim.engines.mlc.prompt import GEMMA_TURNS
+
+    path = write_tiny_gguf(tmp_path / "g.gguf", TinySpec(arch="gemma3", tokenizer="llama"))
+    meta = read_tokenizer_meta(GGUFModel(path))
+    assert meta.chat_template == GEMMA_TURNS
+    assert meta.template_source.startswith("gemma-turns (the GGUF has no chat template)")
+    assert meta.add_bos and meta.bos_token == "<s>"
+    llama = write_tiny_gguf(tmp_path / "l.gguf", TinySpec())
+    assert read_tokenizer_meta(GGUFModel(llama)).template_source == "gguf"

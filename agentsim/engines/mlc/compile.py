@@ -14,9 +14,9 @@ import structlog
 import tvm
 from tvm import relax
 
-from agentsim.engines.mlc import attention, cpu_ops
+from agentsim.engines.mlc import attention, cpu_ops, sliding_attention
 from agentsim.engines.mlc.config import PAGE_SIZE, ModelConfig
-from agentsim.engines.mlc.model import CausalLM
+from agentsim.engines.mlc.model import build_model
 
 log = structlog.get_logger("agentsim.engines.mlc")
 
@@ -47,10 +47,13 @@ def compile_model(
     ``fast_attention`` swaps TVM's reference CPU attention kernels for ``attention.py``'s.
     """
     t0 = time.perf_counter()
-    model = CausalLM(cfg, target)
+    model = build_model(cfg, target)
     mod, named_params = model.export_tvm(spec=model.spec())
     if target.kind.name == "llvm" and fast_attention:
         mod = attention.install(mod, cfg.num_kv_heads, cfg.num_heads, cfg.head_dim, PAGE_SIZE)
+    if target.kind.name == "llvm" and cfg.has_sliding:  # TVM's own ones are wrong (NaN)
+        h_kv, h_q, d = cfg.num_kv_heads, cfg.num_heads, cfg.head_dim
+        mod = sliding_attention.install(mod, h_kv, h_q, d, cfg.sliding_window, PAGE_SIZE)
     t1 = time.perf_counter()
     llvm = target.kind.name == "llvm"
     pipeline = cpu_ops.pipeline(target) if llvm else relax.get_default_pipeline(target)

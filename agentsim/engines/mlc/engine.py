@@ -17,8 +17,9 @@ import structlog
 from agentsim.chat import ChatRequest, Completion, EngineInfo, FinishReason, Timings, Usage
 from agentsim.engines.base import ContextOverflow, EngineConfig, EngineError
 from agentsim.engines.mlc.build import ensure_artifact
-from agentsim.engines.mlc.config import TokenizerMeta
+from agentsim.engines.mlc.config import DEFAULT_CONTEXT_CAP, ModelConfig, TokenizerMeta
 from agentsim.engines.mlc.grammar import GrammarFactory
+from agentsim.engines.mlc.memory import check_file_fits, check_fits, estimate
 from agentsim.engines.mlc.model_files import META_FILE, TOKENIZER_FILE
 from agentsim.engines.mlc.models import model_path
 from agentsim.engines.mlc.prompt import PromptRenderer, parse_tool_calls
@@ -46,7 +47,8 @@ class MLCEngine:
 
     Options (``EngineConfig.options``): ``target`` (``llvm`` | ``cuda``), ``mcpu``,
     ``prefill_chunk`` (tokens per prefill call, default 256), ``context_length`` (KV
-    capacity, default the model's), ``reuse_prefix`` (default true).
+    capacity, default the model's up to ``DEFAULT_CONTEXT_CAP``), ``reuse_prefix`` (default
+    true). Before loading, weights + KV cache are checked against the available memory.
     """
 
     def __init__(self, config: EngineConfig) -> None:
@@ -57,17 +59,26 @@ class MLCEngine:
         if target not in ("llvm", "cuda"):
             raise EngineError(f"options.target must be 'llvm' or 'cuda', got {target!r}")
         self.gguf = model_path(config.model)
+        if target != "cuda":
+            check_file_fits(self.gguf, config.model)
         self.artifact = ensure_artifact(self.gguf, target, opts.get("mcpu"))
         self.threads = choose_threads(config.threads)
+        meta = json.loads((self.artifact / META_FILE).read_text())
+        cfg = ModelConfig.from_json(meta["config"])
+        context = int(opts.get("context_length") or min(cfg.context_length, DEFAULT_CONTEXT_CAP))
+        chunk = int(opts.get("prefill_chunk", 256))
+        weights = sum(_nbytes(e) for e in meta["weights"] if e["name"] in meta["param_order"])
+        self.memory = estimate(cfg, weights, context, chunk)
+        if target != "cuda":
+            check_fits(self.memory, config.model)
         self.rt = Runtime(
             self.artifact,
             self.threads,
             device="cuda" if target == "cuda" else "cpu",
-            prefill_chunk=int(opts.get("prefill_chunk", 256)),
-            context_length=opts.get("context_length"),
+            prefill_chunk=chunk,
+            context_length=context,
         )
         self.reuse_prefix = bool(opts.get("reuse_prefix", True))
-        meta = json.loads((self.artifact / META_FILE).read_text())
         self.tmeta = TokenizerMeta.from_json(meta["tokenizer"])
         self.target = meta["target"]
         from tokenizers import Tokenizer
@@ -199,12 +210,20 @@ class MLCEngine:
                 "gguf": str(self.gguf),
                 "target": str(self.target.get("kind")),
                 "mcpu": str(self.target.get("mcpu")),
+                "model_context_length": str(self.rt.cfg.context_length),
+                "chat_template": self.tmeta.template_source,
+                "memory_estimate_mb": str(round(self.memory.total_bytes / 2**20)),
             },
         )
 
     def close(self) -> None:
         self.rt.close()
         self.kv_ids = []
+
+
+def _nbytes(entry: dict[str, Any]) -> int:
+    size = int(np.prod(entry["shape"], dtype=np.int64))
+    return size * int(np.dtype(entry["dtype"]).itemsize)
 
 
 def _find_stop(text: str, stops: list[str]) -> int | None:

@@ -64,15 +64,20 @@ class Runtime:
         meta = json.loads((artifact / "meta.json").read_text())
         self.cfg = ModelConfig.from_json(meta["config"])
         self.context_length = int(context_length or self.cfg.context_length)
+        # Sliding-window layers see at most one window of new tokens per chunk correctly.
+        if self.cfg.has_sliding:
+            prefill_chunk = min(prefill_chunk, self.cfg.sliding_window)
         self.prefill_chunk = prefill_chunk
         self.dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
         lib = tvm.runtime.load_module(str(artifact / "model.so"))
         self.vm = tvm.runtime.vm.VirtualMachine(lib, self.dev)
         index = {ent["name"]: ent for ent in meta["weights"]}
         wpath = artifact / WEIGHTS_FILE
+        names = list(meta["param_order"])
+        if self.cfg.long_rope is not None and self.context_length > self.cfg.long_rope_above:
+            names = [n + ".long" if n == "rope_global" else n for n in names]  # LongRoPE
         self.params = [
-            tvm.runtime.tensor(read_tensor(wpath, index[name]), self.dev)
-            for name in meta["param_order"]
+            tvm.runtime.tensor(read_tensor(wpath, index[name]), self.dev) for name in names
         ]
         self._prefill = self.vm["prefill"]
         self._decode = self.vm["decode"]
