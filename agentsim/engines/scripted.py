@@ -27,6 +27,8 @@ gets the same completion whatever the order in which requests arrive.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 import random
@@ -47,14 +49,75 @@ class SimulatedCrash(BaseException):
     """An in-process agent "dies" (the simulated bus's stand-in for a process exit)."""
 
 
-def _load_table(spec: str) -> dict[str, str]:
+class _Table:
+    """Question -> gold answer, indexed so that finding the questions a prompt contains takes
+    a few dict lookups instead of a scan of every question (GSM8K has 1,319 of them: the scan
+    cost ~1.5 ms a request, which a thousand agents pay on two cores).
+
+    Every question is at least ``L`` characters long. Each is indexed by its ``k``-grams at
+    offsets ``0 .. s-1`` (``s = L - k + 1``), and a prompt is probed every ``s`` characters:
+    any occurrence of a question covers one probe whose ``k``-gram was indexed, so no
+    occurrence is missed; each hit is then checked in full.
+    """
+
+    def __init__(self, gold: dict[str, str]) -> None:
+        self.gold = gold
+        self.order = {q: i for i, q in enumerate(gold)}
+        shortest = min((len(q) for q in gold), default=1)
+        self.k = max(1, min(16, shortest))
+        self.stride = max(1, min(16, shortest - self.k + 1))
+        self.grams: dict[str, list[tuple[str, int]]] = {}
+        for q in gold:
+            for off in range(min(self.stride, len(q) - self.k + 1)):
+                self.grams.setdefault(q[off : off + self.k], []).append((q, off))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.gold
+
+    def __getitem__(self, key: str) -> str:
+        return self.gold[key]
+
+    def first_in(self, content: str) -> tuple[str, str] | None:
+        """The earliest question (in table order) that occurs in ``content``."""
+        k, get, order = self.k, self.grams.get, self.order
+        best = "" if "" in self.gold else None  # the empty question occurs everywhere
+        for p in range(0, len(content) - k + 1, self.stride):
+            hits = get(content[p : p + k])
+            if hits is None:
+                continue
+            for q, off in hits:
+                if (best is None or order[q] < order[best]) and content.startswith(q, p - off):
+                    best = q
+        return (best, self.gold[best]) if best is not None else None
+
+
+@functools.cache
+def _table(spec: str, cwd: str, _stamp: int) -> _Table:
+    """Read-only once built, so one copy serves every engine of a process (and every agent
+    forked after ``preload``)."""
     from agentsim.tasks import load_suite
 
     try:
-        tasks, _ = load_suite(spec, base_dir=Path.cwd())
+        tasks, _ = load_suite(spec, base_dir=Path(cwd))
     except (OSError, ValueError) as e:
         raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: {e}") from e
-    return {t.question.strip(): t.answer for t in tasks}
+    return _Table({t.question.strip(): t.answer for t in tasks})
+
+
+def _load_table(spec: str) -> _Table:
+    cwd = os.getcwd()
+    try:  # a table file edited between runs of one process is read again
+        stamp = (Path(cwd) / spec).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _table(spec, cwd, stamp)
+
+
+def preload(config: EngineConfig) -> None:
+    """Load the answer table before agents fork (see ``agentsim.engines.preload_engine``)."""
+    if "table" in config.options:
+        with contextlib.suppress(EngineUnavailable):  # the agent reports it when it loads
+            _load_table(str(config.options["table"]))
 
 
 class ScriptedEngine:
@@ -64,7 +127,7 @@ class ScriptedEngine:
         t0 = time.perf_counter()
         self.config = config
         o = config.options
-        self.table = _load_table(str(o["table"])) if "table" in o else {}
+        self.table = _load_table(str(o["table"])) if "table" in o else _Table({})
         self.error_rate = float(o.get("error_rate", 0.0))
         self.malformed_rate = float(o.get("malformed_rate", 0.0))
         self.conformity = float(o.get("conformity", 0.0))
@@ -83,6 +146,8 @@ class ScriptedEngine:
                     f"scripted strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
                 )
         self.calls = 0
+        #: answers without sleeping: an agent may call it on its event loop
+        self.nonblocking = not self.latency and not self.crash_after
         self.virtual = False  # in simulation the agent sleeps ``last_latency`` on trio's clock
         self.last_latency = 0.0
         self._load_s = time.perf_counter() - t0
@@ -112,7 +177,8 @@ class ScriptedEngine:
         key = content.strip()
         if key in self.table:
             return [(key, self.table[key])]
-        return [(q, g) for q, g in self.table.items() if q in content][:1]
+        found = self.table.first_in(content)
+        return [found] if found is not None else []
 
     def _sleep(self, rng: random.Random) -> None:
         lat = self.latency

@@ -207,9 +207,17 @@ class MLCEngine:
         self.kv_ids = []
 
 
+def preload(config: EngineConfig) -> None:
+    """Import the runtime (TVM without its compiler, the tokenizer library) before a fork."""
+    from agentsim.engines.mlc.runtime import import_tvm_runtime
+
+    import_tvm_runtime(0)
+    import tokenizers  # noqa: F401
+
+
 def _find_stop(text: str, stops: list[str]) -> int | None:
     hits = [i for i in (text.find(st) for st in stops if st) if i >= 0]
     return min(hits) if hits else None
 
 
-__all__ = ["MLCEngine", "choose_threads"]
+__all__ = ["MLCEngine", "choose_threads", "preload"]
