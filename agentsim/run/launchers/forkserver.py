@@ -379,7 +379,6 @@ def _child(spawn: Spawn, server_pid: int, close_fds: list[int]) -> None:
         os.close(log)
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         os.environ.update(spawn.env)
-        os.nice(int(os.environ.get("AGENTSIM_AGENT_NICE", "0")))
         gc.enable()
         from agentsim.agent import process
 
