@@ -22,6 +22,7 @@ from agentsim.run.errors import RunError
 from agentsim.run.faults import ProcessFaults
 from agentsim.run.folder import RunFolder
 from agentsim.run.launchers.base import AgentHandle, AgentLaunch, Launcher
+from agentsim.tools.python import tool_spec as python_tool_spec
 from agentsim.wire import Configure, Envelope, Heartbeat, Hello, Ready, Shutdown
 
 
@@ -123,7 +124,9 @@ class Roster:
         body = Configure(
             engine=msgspec.to_builtins(cfg),
             slow_factor=self.process_faults.slow_factor(name),
-            tools=list(self.scenario.agents[name].tools),
+            tools=[
+                python_tool_spec(t, run.python_sandbox) for t in self.scenario.agents[name].tools
+            ],
             heartbeat_s=run.heartbeat_s,
             broker_timeout_s=run.heartbeat_s * run.heartbeat_misses,
         )

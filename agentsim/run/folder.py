@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from agentsim.journal import Journal
+from agentsim.tools.python import python_sandbox_env
 
 _enc = msgspec.json.Encoder()
 
@@ -99,6 +100,11 @@ class RunFolder:
             (path / "scenario.json").write_bytes(msgspec.json.format(msgspec.json.encode(scenario)))
         env = environment(seed, argv)
         env["scenario_dir"] = str(base_dir.resolve()) if base_dir is not None else ""
+        if scenario is not None:
+            tools = [t for agent in scenario.agents.values() for t in agent.tools]
+            sandbox = python_sandbox_env(tools, scenario.run.python_sandbox)
+            if sandbox is not None:
+                env["python_sandbox"] = sandbox
         (path / "env.json").write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
         (path / "results.jsonl").touch()
         return folder

@@ -38,6 +38,7 @@ class RunSpec(_Table, frozen=True):
     ready_timeout_s: PositiveFloat = 600.0
     shutdown_timeout_s: PositiveFloat = 5.0
     stats_s: PositiveFloat = 5.0
+    python_sandbox: Literal["os", "weak"] = "os"  # "weak": opt in to the audit-hook sandbox
 
 
 class TasksSpec(_Table, frozen=True):

@@ -1,50 +1,37 @@
-"""Run a model's Python snippet in a sandboxed subprocess.
+"""The weaker fallback sandbox, used only when a scenario opts in (``run.python_sandbox = "weak"``).
 
-Layers, each a fallback for the others:
+It is what the python tool did before OS isolation, and it is NOT a security boundary:
 
-- a fresh interpreter (``sys.executable -I``) in a new temporary directory, with a scrubbed
+- a fresh interpreter (``python -I``) in a new temporary directory, with a scrubbed
   environment, in its own process group that is killed at the wall-time limit;
-- ``resource`` limits set before exec: address space, CPU seconds, file size, open files;
+- resource limits: address space, CPU seconds, file size, open files (no process cap: the
+  kernel ignores RLIMIT_NPROC for root and counts all of a user's processes otherwise);
 - a network namespace with no interfaces (``unshare -n``) when the host permits it;
-- inside the child, an audit hook (``sys.addaudithook``) that refuses sockets, subprocesses,
-  ``ctypes``, opening files for writing outside the temporary directory and opening files for
-  reading outside it and the Python installation (so the standard library still imports).
+- an audit hook (``sys.addaudithook``) refusing sockets, subprocesses, ``ctypes`` calls and
+  files outside the temporary directory and the Python installation.
 
-Audit hooks are not a security boundary against hostile native code; they stop what a small
-model writes by accident or by naive design, which is what this tool is for.
+Known escapes (why the OS sandbox exists): ``_posixsubprocess.fork_exec`` raises no audit
+event and the exec'd child has no hook; ``dir_fd=`` relative paths through a symlink; patching
+the ``posixpath`` helpers the hook calls; ``os.listdir``/``os.stat`` anywhere; native code.
+Runs using it are named as such in ``env.json``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import json
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from pathlib import Path
 
-import msgspec
+from agentsim.tools.python.limits import SandboxLimits
+from agentsim.tools.python.stream import Finished, run_streaming
 
-from agentsim.tools.base import ToolError, ToolTimeout
-
-
-class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """Resource limits of one sandboxed run."""
-
-    wall_s: float = 10.0
-    cpu_s: int = 10
-    memory_bytes: int = 1 << 30
-    file_bytes: int = 16 << 20
-    open_files: int = 64
-    output_chars: int = 4000
-
-
-DEFAULT_LIMITS = SandboxLimits()
+DESCRIPTION = "weak: audit hook + rlimits + unshare -n (opted in; NOT OS isolation)"
 
 # Runs first in the child: installs the audit hook, then executes the snippet file.
 _BOOTSTRAP = r"""
@@ -52,10 +39,12 @@ import sys
 
 def _install(argv):
     # Everything the hook needs lives in this closure, out of reach of the snippet's globals.
-    import os
+    import json, os, resource
+    for name, value in json.loads(argv[2]):
+        resource.setrlimit(getattr(resource, name), (value, value))
     realpath, fspath, sep = os.path.realpath, os.fspath, os.sep
     tmp = realpath(os.getcwd())
-    read_roots = tuple(realpath(p) for p in argv[2:]) + (tmp,)
+    read_roots = tuple(realpath(p) for p in argv[3:]) + (tmp,)
     devices = frozenset(("/dev/null", "/dev/urandom", "/dev/random", "/dev/zero"))
     # ctypes.dlopen stays allowed because numpy's import opens libraries; calling through
     # ctypes (dlsym, call_function, raw memory) does not. gc/trace/frames would let the
@@ -137,34 +126,20 @@ def network_namespace_available() -> bool:
     return done.returncode == 0
 
 
-def _limit_child(limits: SandboxLimits) -> None:
-    # Runs in the child between fork and exec; keep it to async-signal-safe calls.
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # RLIMIT_NPROC counts every process of the user (and threads), so a small cap would break
-    # unrelated work of the same user; the audit hook refuses fork/exec instead.
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n... [{len(text) - limit} more characters truncated]"
-
-
-def run_sandboxed(code: str, limits: SandboxLimits = DEFAULT_LIMITS) -> str:
-    """Run ``code`` in the sandbox and return its stdout (and stderr, if any).
-
-    Raises:
-        ToolTimeout: the snippet ran past ``limits.wall_s``.
-        ToolError: the snippet exited with an error, was killed, or the sandbox failed to start.
-    """
+def launch(code: str, limits: SandboxLimits) -> Finished:
+    """Run ``code`` in the weak sandbox."""
+    rlimits = [
+        ["RLIMIT_AS", limits.memory_bytes],
+        ["RLIMIT_CPU", limits.cpu_s],
+        ["RLIMIT_FSIZE", limits.file_bytes],
+        ["RLIMIT_NOFILE", limits.open_files],
+        ["RLIMIT_CORE", 0],
+    ]
     with tempfile.TemporaryDirectory(prefix="agentsim-py-") as tmp:
         snippet = Path(tmp) / "snippet.py"
         snippet.write_text(code, encoding="utf-8")
-        cmd = [sys.executable, "-I", "-c", _BOOTSTRAP, str(snippet), *_read_roots()]
+        cmd = [sys.executable, "-I", "-c", _BOOTSTRAP, str(snippet), json.dumps(rlimits)]
+        cmd += _read_roots()
         if network_namespace_available():
             cmd = ["unshare", "-n", "--", *cmd]
         env = {
@@ -175,53 +150,12 @@ def run_sandboxed(code: str, limits: SandboxLimits = DEFAULT_LIMITS) -> str:
             "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",
         }
-        try:
-            proc = subprocess.Popen(
+        with open(os.devnull, "rb") as devnull:
+            return run_streaming(
                 cmd,
-                cwd=tmp,
                 env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=lambda: _limit_child(limits),
+                stdin=devnull.fileno(),
+                wall_s=limits.wall_s,
+                output_bytes=limits.output_bytes,
+                cwd=tmp,
             )
-        except OSError as e:
-            raise ToolError(f"sandbox failed to start: {e}") from e
-        with proc:  # closes the pipes and reaps the child on every path
-            try:
-                out, err = proc.communicate(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired as e:
-                _kill_group(proc)
-                raise ToolTimeout(f"snippet ran past the {limits.wall_s:g} s time limit") from e
-            finally:
-                if proc.poll() is None:
-                    _kill_group(proc)
-    stdout = _truncate(out.decode("utf-8", "replace"), limits.output_chars)
-    stderr = _truncate(err.decode("utf-8", "replace"), limits.output_chars)
-    if proc.returncode == 0:
-        return stdout + (f"\n[stderr]\n{stderr}" if stderr.strip() else "")
-    if proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode)
-        if sig == signal.SIGXCPU:
-            raise ToolTimeout(f"snippet used more than {limits.cpu_s} s of CPU time")
-        raise ToolError(f"snippet killed by {sig.name}\n{stdout}{stderr}".strip())
-    raise ToolError(f"snippet exited with status {proc.returncode}\n{stdout}{stderr}".strip())
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def python(code: str) -> str:
-    """Run a Python 3 snippet in a sandbox and return what it prints.
-
-    The snippet has no network, can only write files in its own temporary directory, and is
-    stopped after 10 seconds. Print the values you want to see.
-
-    Args:
-        code: The Python source code to run.
-    """
-    return run_sandboxed(code)
