@@ -170,7 +170,8 @@ def bench_scripted(sizes: list[int], local_sizes: list[int], tasks: int) -> None
     )
     print(
         "| launcher | agents | start-up s | × local | msgs/s | ask p50 ms | ask p99 ms "
-        "| × smallest p99 | PSS/agent MB | USS/agent MB | RSS/agent MB | fleet PSS GB | runner RSS MB |"
+        "| × smallest p99 | PSS/agent MB | USS/agent MB | RSS/agent MB | fleet PSS GB (agents read) "
+        "| runner RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -183,7 +184,8 @@ def bench_scripted(sizes: list[int], local_sizes: list[int], tasks: int) -> None
             f"| {r['launcher']} | {r['agents']} | {r['startup_s']:.1f} | {vs_local} "
             f"| {r['msgs_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
             f"| {r['p99_ms'] / base['p99_ms']:.2f} | {r['pss']:.1f} | {r['uss']:.1f} "
-            f"| {r['rss']:.1f} | {r['fleet_pss_mb'] / 1024:.2f} | {r['runner_rss_mb']:.0f} |"
+            f"| {r['rss']:.1f} | {r['fleet_pss_mb'] / 1024:.2f} ({r['sampled']}) "
+            f"| {r['runner_rss_mb']:.0f} |"
         )
 
 

@@ -278,7 +278,7 @@ class Agent:
         """Exit on our own when the runner has gone silent or died (no orphan agents).
 
         Silence: no message from the runner for ``broker_timeout_s`` (checked at that
-        deadline, not by polling). Death: a spawned agent watches its parent's pidfd, which
+        deadline, not by polling, and again after a moment for what is already queued). Death: a spawned agent watches its parent's pidfd, which
         becomes readable the moment the parent exits, even by SIGKILL (Linux's PDEATHSIG
         would fire when the *thread* that spawned us exits, which trio's worker threads do);
         where there are no pidfds it polls ``getppid`` every 0.2 s instead. Both wait
@@ -289,9 +289,14 @@ class Agent:
                 nursery.start_soon(self._watch_parent)
             while True:
                 deadline = self._last_from_runner + self.broker_timeout_s
-                if trio.current_time() >= deadline:
+                if trio.current_time() < deadline:
+                    await trio.sleep_until(deadline)
+                    continue
+                # Past the deadline. A process starved of CPU wakes up late with the runner's
+                # messages already queued: let the receive loop take them before deciding.
+                await trio.sleep(min(1.0, self.heartbeat_s))
+                if trio.current_time() - self._last_from_runner >= self.broker_timeout_s:
                     raise AgentExit(5, "broker silent")
-                await trio.sleep_until(deadline)
 
     async def _watch_parent(self) -> None:
         fd = -1

@@ -37,6 +37,7 @@ from agentsim.run.errors import RunError
 from agentsim.run.launchers.base import AgentHandle, AgentLaunch
 
 _BOOT_TIMEOUT_S = 120.0
+_IN_FLIGHT = 8
 _MAX_MSG = 1 << 20
 
 
@@ -185,6 +186,9 @@ class ForkServerLauncher:
         self._handles: dict[int, ForkedHandle] = {}
         self._nursery: trio.Nursery | None = None
         self._boot_lock = trio.Lock()
+        # Spawns in flight at once: enough to keep the server forking back to back, few
+        # enough that the newborn agents' start-up does not starve the runner and server.
+        self._in_flight = trio.Semaphore(_IN_FLIGHT)
         self._booted = _Slot()
         self._waiting: dict[str, _Slot] = {}
 
@@ -200,8 +204,9 @@ class ForkServerLauncher:
         log = str(self.log_dir / f"{launch.name}.log")
         slot = self._waiting[launch.name] = _Slot()
         try:
-            self._send(Spawn(name=launch.name, argv=argv, env=env, log=log))
-            await slot.done.wait()
+            async with self._in_flight:
+                await self._send(Spawn(name=launch.name, argv=argv, env=env, log=log))
+                await slot.done.wait()
         finally:
             del self._waiting[launch.name]
         match slot.reply:
@@ -270,15 +275,19 @@ class ForkServerLauncher:
         tail = " | ".join(x.strip()[:200] for x in lines[-5:])
         return f"; last log lines: {tail}" if tail else ""
 
-    def _send(self, msg: Spawn) -> None:
-        assert self._sock is not None
-        try:
-            self._sock.setblocking(True)  # one small datagram: never blocks for long
-            self._sock.send(_enc.encode(msg))
-        except OSError as e:
-            raise RunError(f"the forkserver is gone: {e}{self._log_tail()}") from e
-        finally:
-            self._sock.setblocking(False)
+    async def _send(self, msg: Spawn) -> None:
+        """Queue one request; waits (never blocks the run's loop) while the socket is full."""
+        data = _enc.encode(msg)
+        while True:
+            if self._sock is None or self.server_gone:
+                raise RunError(f"the forkserver is gone{self._log_tail()}")
+            try:
+                self._sock.send(data)
+                return
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+            except OSError as e:
+                raise RunError(f"the forkserver is gone: {e}{self._log_tail()}") from e
 
     async def _read_loop(self) -> None:
         while self._sock is not None and not self.server_gone:
@@ -324,16 +333,20 @@ class ForkServerLauncher:
                     self._nursery.start_soon(handle._watch_orphan)
 
     def close(self) -> None:
-        """Close the control socket: the server exits (and any child left dies with it)."""
+        """Close the control socket and end the server (called once every agent has
+        stopped; any child still there dies with the server)."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         proc = self._proc
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 0.5
         while proc is not None and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # it exits on EOF at once
+            time.sleep(0.01)  # it exits on EOF at once, unless the host is very busy
         if proc is not None and proc.poll() is None:
             proc.kill()
+            deadline = time.monotonic() + 2.0
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
 
 
 # ----- server side -------------------------------------------------------------------------
