@@ -72,8 +72,39 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def run_scenario(text: str, tag: str, *, sample_after: int = 1) -> dict[str, Any]:
-    """Run one scenario; read every agent's memory once ``sample_after`` tasks are done."""
+class _Tail:
+    """New journal records since the last read (the journal grows to MBs: never re-read it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.buf = path, 0, b""
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        *lines, self.buf = (self.buf + data).split(b"\n")
+        return [json.loads(x) for x in lines if x.strip()]
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """user + system CPU seconds of one process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def run_scenario(text: str, tag: str, *, cpu_until: int = 0) -> dict[str, Any]:
+    """Run one scenario. Once the first task is done: every agent's memory, and its CPU time;
+    once ``cpu_until`` tasks are done, CPU time again (the CPU the asks in between cost)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"agentsim-scale-{tag}-"))
     (tmp / "s.toml").write_text(text)
     cmd = [sys.executable, "-m", "agentsim", str(tmp / "s.toml"), "--out", str(tmp / "runs")]
@@ -82,31 +113,38 @@ def run_scenario(text: str, tag: str, *, sample_after: int = 1) -> dict[str, Any
     )
     mem: dict[str, dict[str, float]] = {}
     server: dict[str, float] | None = None
-    folder: Path | None = None
+    cpu: list[tuple[int, float, float]] = []  # (tasks done, agents' CPU s, runner's CPU s)
+    tail: _Tail | None = None
+    pids: dict[str, int] = {}
+    done = 0
     while proc.poll() is None:
-        time.sleep(0.2)
-        if folder is None:
+        time.sleep(0.1)
+        if tail is None:
             runs = list((tmp / "runs").glob("*")) if (tmp / "runs").exists() else []
-            folder = runs[0] if runs else None
+            tail = _Tail(runs[0] / "journal.jsonl") if runs else None
             continue
-        if mem:
-            continue
-        recs = _journal(folder)
-        if sum(r["event"] == "task_result" for r in recs) < sample_after:
-            continue
-        pids = {r["agent"]: r["pid"] for r in recs if r["event"] == "agent_ready"}
-        for name, pid in pids.items():
-            m = _smaps(pid)
-            if m is not None:
-                mem[name] = m
-        # the forkserver (if any): the runner's child that is not an agent
-        others = [c for c in _children(proc.pid) if c not in set(pids.values())]
-        server = _smaps(others[0]) if others else None
+        for r in tail.read():
+            if r["event"] == "agent_ready":
+                pids[r["agent"]] = r["pid"]
+            elif r["event"] == "task_result":
+                done += 1
+        if done >= 1 and not mem:
+            cpu.append((done, sum(_cpu_s(p) or 0.0 for p in pids.values()), _cpu_s(proc.pid) or 0))
+            for name, pid in pids.items():
+                m = _smaps(pid)
+                if m is not None:
+                    mem[name] = m
+            # the forkserver (if any): the runner's child that is not an agent
+            others = [c for c in _children(proc.pid) if c not in set(pids.values())]
+            server = _smaps(others[0]) if others else None
+        elif cpu_until and len(cpu) == 1 and done >= cpu_until:
+            cpu.append((done, sum(_cpu_s(p) or 0.0 for p in pids.values()), _cpu_s(proc.pid) or 0))
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"{tag}: run failed ({proc.returncode}): {err.decode()[-2000:]}")
-    assert folder is not None
-    return {"recs": _journal(folder), "mem": mem, "server": server, "folder": folder}
+    assert tail is not None
+    folder = tail.path.parent
+    return {"recs": _journal(folder), "mem": mem, "server": server, "folder": folder, "cpu": cpu}
 
 
 def _latencies(recs: list[dict[str, Any]]) -> list[float]:
@@ -134,9 +172,14 @@ def scripted_row(n: int, tasks: int, launcher: str) -> dict[str, Any]:
     for i in range(n):
         text += f'[agents.a{i}]\nengine = "scripted"\noptions = {{ table = "gsm8k", error_rate = 0.3 }}\n'
     text += '[protocol]\nkind = "vote"\ndeadline_s = 60\n'
-    out = run_scenario(text, f"{launcher}{n}")
+    out = run_scenario(text, f"{launcher}{n}", cpu_until=max(2, tasks - 2))
     recs = out["recs"]
     ready_t = next(r["t"] for r in recs if r["event"] == "all_ready")
+    agent_us = runner_us = float("nan")
+    if len(out["cpu"]) == 2:
+        (d0, a0, r0), (d1, a1, r1) = out["cpu"]
+        asks = max(1, (d1 - d0) * n)
+        agent_us, runner_us = 1e6 * (a1 - a0) / asks, 1e6 * (r1 - r0) / asks
     starts = [r["t"] for r in recs if r["event"] == "task_start"]
     ends = [r["t"] for r in recs if r["event"] == "task_result"]
     msgs = sum(1 for r in recs if r["event"] == "envelope" and starts[0] <= r["t"] <= ends[-1])
@@ -156,11 +199,14 @@ def scripted_row(n: int, tasks: int, launcher: str) -> dict[str, Any]:
         "sampled": len(mem),
         "fleet_pss_mb": sum(m["pss"] for m in mem) + (out["server"] or {}).get("pss", 0.0),
         "runner_rss_mb": runner_rss / 2**20,
+        "agent_cpu_us": agent_us,
+        "runner_cpu_us": runner_us,
     }
 
 
 def bench_scripted(sizes: list[int], local_sizes: list[int], tasks: int) -> None:
     rows: list[dict[str, Any]] = []
+    load0 = os.getloadavg()[0]
     for n in sizes:
         rows.append(scripted_row(n, tasks, "forkserver"))
         if n in local_sizes:
@@ -169,11 +215,14 @@ def bench_scripted(sizes: list[int], local_sizes: list[int], tasks: int) -> None
         f"\nscale: scripted agents voting on {tasks} GSM8K tasks (every agent answers every task)"
     )
     print(
-        "| launcher | agents | start-up s | × local | msgs/s | ask p50 ms | ask p99 ms "
-        "| × smallest p99 | PSS/agent MB | USS/agent MB | RSS/agent MB | fleet PSS GB (agents read) "
-        "| runner RSS MB |"
+        f"host: {os.cpu_count()} cores; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| launcher | agents | start-up s | × local | msgs/s | ask p50 ms | ask p99 ms "
+        "| × smallest p99 | CPU µs/ask agents | CPU µs/ask runner | PSS/agent MB | USS/agent MB "
+        "| RSS/agent MB | fleet PSS GB (agents read) | runner RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         local = next(
             (x for x in rows if x["launcher"] == "local" and x["agents"] == r["agents"]), None
@@ -183,7 +232,8 @@ def bench_scripted(sizes: list[int], local_sizes: list[int], tasks: int) -> None
         print(
             f"| {r['launcher']} | {r['agents']} | {r['startup_s']:.1f} | {vs_local} "
             f"| {r['msgs_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-            f"| {r['p99_ms'] / base['p99_ms']:.2f} | {r['pss']:.1f} | {r['uss']:.1f} "
+            f"| {r['p99_ms'] / base['p99_ms']:.2f} | {r['agent_cpu_us']:.0f} | {r['runner_cpu_us']:.0f} "
+            f"| {r['pss']:.1f} | {r['uss']:.1f} "
             f"| {r['rss']:.1f} | {r['fleet_pss_mb'] / 1024:.2f} ({r['sampled']}) "
             f"| {r['runner_rss_mb']:.0f} |"
         )

@@ -2,8 +2,8 @@
 
 A ``python -m agentsim agent`` process spends most of its start-up importing (about a second
 of CPU for a scripted agent, more for a model), and holds its own copy of every module. Here
-the runner starts one server process per run (``python -m agentsim.run.launchers.forkserver``)
-that imports the agent code and the engines the scenario uses, loads their read-only state
+the runner starts one server process per run (``forkserver_main``) that imports the agent
+code and the engines the scenario uses, loads their read-only state
 (``agentsim.engines.preload_engine``), freezes its heap for the garbage collector and then
 forks one child per agent. A child is an ordinary agent process: its own pid and session,
 its own log file ``logs/NAME.log``, its own ZeroMQ context and socket (both made after the
@@ -18,9 +18,7 @@ a pidfd the server passed it (``SCM_RIGHTS``), so a recycled pid is never hit. L
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import gc
 import os
 import select
 import signal
@@ -37,8 +35,8 @@ from agentsim.run.errors import RunError
 from agentsim.run.launchers.base import AgentHandle, AgentLaunch
 
 _BOOT_TIMEOUT_S = 120.0
-_IN_FLIGHT = 8
-_MAX_MSG = 1 << 20
+_IN_FLIGHT = 32
+MAX_MSG = 1 << 20
 
 
 # ----- the control protocol (one message per SOCK_SEQPACKET datagram) -----------------------
@@ -79,9 +77,9 @@ class Exited(msgspec.Struct, frozen=True, kw_only=True, tag="exited"):
 
 
 FromServer = Started | Spawned | SpawnFailed | Exited
-_enc = msgspec.json.Encoder()
+encoder = msgspec.json.Encoder()
 _from_server = msgspec.json.Decoder(FromServer)
-_to_server = msgspec.json.Decoder(Spawn)
+spawn_decoder = msgspec.json.Decoder(Spawn)
 
 
 def available() -> bool:
@@ -225,13 +223,13 @@ class ForkServerLauncher:
         return [
             sys.executable,
             "-m",
-            "agentsim.run.launchers.forkserver",
+            "agentsim.run.launchers.forkserver_main",
             "--fd",
             str(fd),
             "--runner-pid",
             str(os.getpid()),
             "--warm",
-            _enc.encode(self.warm).decode(),
+            encoder.encode(self.warm).decode(),
         ]
 
     async def _boot(self, nursery: trio.Nursery) -> None:
@@ -277,7 +275,7 @@ class ForkServerLauncher:
 
     async def _send(self, msg: Spawn) -> None:
         """Queue one request; waits (never blocks the run's loop) while the socket is full."""
-        data = _enc.encode(msg)
+        data = encoder.encode(msg)
         while True:
             if self._sock is None or self.server_gone:
                 raise RunError(f"the forkserver is gone{self._log_tail()}")
@@ -299,7 +297,7 @@ class ForkServerLauncher:
         sock = self._sock
         while sock is not None and not self.server_gone:
             try:
-                data, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MSG, 4)
+                data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, 4)
             except BlockingIOError:
                 return
             except OSError:
@@ -347,125 +345,3 @@ class ForkServerLauncher:
             deadline = time.monotonic() + 2.0
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
-
-
-# ----- server side -------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG = SIGKILL: the kernel kills us when our parent exits."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
-
-
-def _preload(warm: list[dict[str, object]]) -> None:
-    """Import what every agent imports, then each warm engine's code and shared state."""
-    import agentsim.agent.core
-    import agentsim.agent.process
-    import agentsim.bus.auth
-    import agentsim.bus.zmq_transport  # noqa: F401
-    from agentsim.engines import EngineConfig, preload_engine
-
-    for cfg in warm:
-        preload_engine(msgspec.convert(cfg, EngineConfig))
-
-
-def _child(spawn: Spawn, server_pid: int, close_fds: list[int]) -> None:
-    """In the forked child: become agent ``spawn.name``; never returns."""
-    code = 70
-    try:
-        os.setsid()
-        _die_with_parent()
-        if os.getppid() != server_pid:  # the server died before PDEATHSIG was armed
-            os._exit(0)
-        for fd in close_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        log = os.open(spawn.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(devnull)
-        os.close(log)
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        os.environ.update(spawn.env)
-        gc.enable()
-        from agentsim.agent import process
-
-        parser = process.build_parser(argparse.ArgumentParser(prog="agentsim agent"))
-        code = process.main(parser.parse_args(spawn.argv))  # exits the process itself
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 2
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def serve(sock: socket.socket, runner_pid: int, warm: list[dict[str, object]]) -> int:
-    """The server loop: fork on ``Spawn``, report ``Exited``; returns when the runner is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides when we stop
-    gc.disable()
-    t0 = time.perf_counter()
-    _preload(warm)
-    gc.collect()
-    gc.freeze()  # children's collections then leave the shared heap pages alone
-    me = os.getpid()
-    poller = select.epoll()
-    poller.register(sock.fileno(), select.EPOLLIN)
-    children: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, name)
-    sock.send(_enc.encode(Started(pid=me, preload_s=round(time.perf_counter() - t0, 3))))
-    while True:
-        events = poller.poll(1.0)
-        if os.getppid() != runner_pid:
-            return 0
-        for fd, _ev in events:
-            if fd == sock.fileno():
-                data = sock.recv(_MAX_MSG)
-                if not data:
-                    return 0
-                spawn = _to_server.decode(data)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                close = [sock.fileno(), poller.fileno(), *children]
-                try:
-                    pid = os.fork()
-                except OSError as e:  # out of processes or memory: the runner reports it
-                    sock.send(_enc.encode(SpawnFailed(name=spawn.name, detail=str(e))))
-                    continue
-                if pid == 0:
-                    _child(spawn, me, close)
-                pidfd = os.pidfd_open(pid)
-                children[pidfd] = (pid, spawn.name)
-                poller.register(pidfd, select.EPOLLIN)
-                reply = _enc.encode(Spawned(name=spawn.name, pid=pid))
-                socket.send_fds(sock, [reply], [pidfd])
-            else:
-                pid, name = children.pop(fd)
-                poller.unregister(fd)
-                os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                sock.send(_enc.encode(Exited(name=name, pid=pid, code=code)))
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agentsim.run.launchers.forkserver")
-    p.add_argument("--fd", type=int, required=True, help="the control socket (SOCK_SEQPACKET)")
-    p.add_argument("--runner-pid", type=int, required=True)
-    p.add_argument("--warm", default="[]", help="JSON list of engine configs to preload")
-    a = p.parse_args(argv)
-    sock = socket.socket(fileno=a.fd)
-    try:
-        return serve(sock, a.runner_pid, msgspec.json.decode(a.warm))
-    except (BrokenPipeError, ConnectionResetError):
-        return 0  # the runner went away mid-message
-
-
-if __name__ == "__main__":
-    sys.exit(main())
