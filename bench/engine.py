@@ -210,6 +210,12 @@ def main() -> None:
         default=1,
         help="rounds over all engines; the best figure of each is kept (a busy machine)",
     )
+    p.add_argument(
+        "--startup-runs",
+        type=int,
+        default=7,
+        help="fresh processes per engine for the start-up table (0: skip)",
+    )
     a = p.parse_args()
     engines = ["mlc"]
     if importlib.util.find_spec("llama_cpp") is not None:
@@ -267,6 +273,17 @@ def main() -> None:
         if eng == "mlc" and base is not None:
             ratio = [f"{r[key] / base[key]:.2f}x" for key, _, _ in cols]
             print(f"| mlc/llama.cpp | {threads} | " + " | ".join(ratio) + " |")
+    if a.startup_runs:
+        startup_table(a.model, int(a.threads.split(",")[0]), a.startup_runs)
+
+
+def startup_table(model: str, threads: int, runs: int) -> None:
+    """Warm start (medians of fresh processes, where the time goes) and peak RSS:
+    ``bench/startup.py``, which also runs on its own."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import startup
+
+    startup.report(model, threads, runs)
 
 
 if __name__ == "__main__":

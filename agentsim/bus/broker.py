@@ -99,6 +99,7 @@ class Broker:
         self.faults: FaultLayer = faults or NoFaults()
         self.agents: set[str] = set()
         self.last_seen: dict[str, float] = {}
+        self.last_sent: dict[str, float] = {}  # trio time of the runner's last envelope to each
         self.per_agent: dict[str, int] = {}
         self.held = 0  # envelopes held back by a delay fault: still in flight
         self.last_activity = 0.0  # trio time of the last envelope (not heartbeat) in or out
@@ -376,6 +377,8 @@ class Broker:
             self.journal.envelope(env, len(frame), direction="out")
             self.posted += 1
             self.last_activity = trio.current_time()
+        if env.dst != BROADCAST:
+            self.last_sent[env.dst] = trio.current_time()
         targets = sorted(self.agents) if env.dst == BROADCAST else [env.dst]
         for dst in targets:
             self._deliver(env, dst, frame)

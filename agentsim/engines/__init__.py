@@ -49,6 +49,29 @@ def make_engine(config: EngineConfig) -> Engine:
     raise EngineUnavailable(f"unknown engine {config.engine!r}; known: {', '.join(ENGINE_NAMES)}")
 
 
+def preload_engine(config: EngineConfig) -> None:
+    """Import ``config.engine``'s code and load its read-only state into this process.
+
+    The forkserver calls this before it forks agents, so that every forked agent shares those
+    pages instead of loading its own copy (a model's weights, tokenizer and compiled module;
+    a scripted agent's answer table). It never downloads or builds; what is not there yet is
+    left to the agents. Engines without shared state are only imported.
+    """
+    match config.engine:
+        case "scripted":
+            from agentsim.engines.scripted import preload as preload_scripted
+
+            preload_scripted(config)
+        case "mlc":
+            from agentsim.engines.mlc.engine import preload as preload_mlc
+
+            preload_mlc(config)
+        case "replay":
+            import agentsim.engines.replay  # noqa: F401
+        case _:
+            pass
+
+
 __all__ = [
     "ENGINE_NAMES",
     "ContextOverflow",
@@ -57,4 +80,5 @@ __all__ = [
     "EngineError",
     "EngineUnavailable",
     "make_engine",
+    "preload_engine",
 ]

@@ -27,6 +27,7 @@ gets the same completion whatever the order in which requests arrive.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -48,39 +49,52 @@ class SimulatedCrash(BaseException):
     """An in-process agent "dies" (the simulated bus's stand-in for a process exit)."""
 
 
-class GoldTable:
-    """Questions → gold answers, with each prompt's lookup remembered (a debate asks about
-    the same question many times, and a miss scans the whole table)."""
+class _Table:
+    """Question -> gold answer, indexed so that finding the questions a prompt contains takes
+    a few dict lookups instead of a scan of every question (GSM8K has 1,319 of them: the scan
+    cost ~1.5 ms a request, which a thousand agents pay on two cores).
 
-    def __init__(self, table: dict[str, str]) -> None:
-        self.table = table
-        self._found: dict[str, tuple[str, str] | None] = {}
+    Every question is at least ``L`` characters long. Each is indexed by its ``k``-grams at
+    offsets ``0 .. s-1`` (``s = L - k + 1``), and a prompt is probed every ``s`` characters:
+    any occurrence of a question covers one probe whose ``k``-gram was indexed, so no
+    occurrence is missed; each hit is then checked in full.
+    """
 
-    def __bool__(self) -> bool:
-        return bool(self.table)
+    def __init__(self, gold: dict[str, str]) -> None:
+        self.gold = gold
+        self.order = {q: i for i, q in enumerate(gold)}
+        shortest = min((len(q) for q in gold), default=1)
+        self.k = max(1, min(16, shortest))
+        self.stride = max(1, min(16, shortest - self.k + 1))
+        self.grams: dict[str, list[tuple[str, int]]] = {}
+        for q in gold:
+            for off in range(min(self.stride, len(q) - self.k + 1)):
+                self.grams.setdefault(q[off : off + self.k], []).append((q, off))
 
-    def find(self, content: str) -> tuple[str, str] | None:
-        if content in self._found:
-            return self._found[content]
-        key = content.strip()
-        hit = (key, self.table[key]) if key in self.table else None
-        if hit is None:
-            hit = next(((q, g) for q, g in self.table.items() if q in content), None)
-        if len(self._found) > 4096:
-            self._found.clear()
-        self._found[content] = hit
-        return hit
+    def __contains__(self, key: str) -> bool:
+        return key in self.gold
+
+    def __getitem__(self, key: str) -> str:
+        return self.gold[key]
+
+    def first_in(self, content: str) -> tuple[str, str] | None:
+        """The earliest question (in table order) that occurs in ``content``."""
+        k, get, order = self.k, self.grams.get, self.order
+        best = "" if "" in self.gold else None  # the empty question occurs everywhere
+        for p in range(0, len(content) - k + 1, self.stride):
+            hits = get(content[p : p + k])
+            if hits is None:
+                continue
+            for q, off in hits:
+                if (best is None or order[q] < order[best]) and content.startswith(q, p - off):
+                    best = q
+        return (best, self.gold[best]) if best is not None else None
 
 
-def load_table(spec: str) -> GoldTable:
-    """The gold table ``spec`` names (a suite name or a ``.jsonl`` path from the working
-    directory); raises ``EngineUnavailable`` when it cannot be loaded."""
-    return _table(spec, str(Path.cwd()))
-
-
-@functools.lru_cache(maxsize=8)
-def _table(spec: str, cwd: str) -> GoldTable:
-    """A gold table, loaded once per process (explore builds hundreds of engines)."""
+@functools.cache
+def _table(spec: str, cwd: str, _stamp: int) -> _Table:
+    """Read-only once built, so one copy serves every engine of a process (and every agent
+    forked after ``preload``)."""
     from agentsim.tasks import load_suite
 
     try:
@@ -89,7 +103,26 @@ def _table(spec: str, cwd: str) -> GoldTable:
         raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: {e}") from e
     if not tasks:
         raise EngineUnavailable(f"scripted table {spec!r} cannot be loaded: it holds no tasks")
-    return GoldTable({t.question.strip(): t.answer for t in tasks})
+    return _Table({t.question.strip(): t.answer for t in tasks})
+
+
+def load_table(spec: str) -> _Table:
+    """The gold table ``spec`` names (a suite name or a ``.jsonl`` path from the working
+    directory), read once per process; raises ``EngineUnavailable`` when it cannot be
+    loaded."""
+    cwd = os.getcwd()
+    try:  # a table file edited between runs of one process is read again
+        stamp = (Path(cwd) / spec).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _table(spec, cwd, stamp)
+
+
+def preload(config: EngineConfig) -> None:
+    """Load the answer table before agents fork (see ``agentsim.engines.preload_engine``)."""
+    if "table" in config.options:
+        with contextlib.suppress(EngineUnavailable):  # the agent reports it when it loads
+            load_table(str(config.options["table"]))
 
 
 class ScriptedEngine:
@@ -103,7 +136,7 @@ class ScriptedEngine:
         except OptionsError as e:
             raise EngineUnavailable(f"scripted: {e}") from None
         self.options = o
-        self.table = load_table(o.table) if o.table else GoldTable({})
+        self.table = load_table(o.table) if o.table else _Table({})
         self.error_rate = o.error_rate
         self.malformed_rate = o.malformed_rate
         self.conformity = o.conformity
@@ -115,6 +148,8 @@ class ScriptedEngine:
         self.crash_after = o.crash_after
         self.strategy = o.strategy
         self.calls = 0
+        #: answers without sleeping: an agent may call it on its event loop
+        self.nonblocking = not self.latency and not self.crash_after
         self.virtual = False  # in simulation the agent sleeps ``last_latency`` on trio's clock
         self.last_latency = 0.0
         self._load_s = time.perf_counter() - t0
@@ -141,8 +176,11 @@ class ScriptedEngine:
         return ""
 
     def _questions(self, content: str) -> list[tuple[str, str]]:
-        found = self.table.find(content) if self.table else None
-        return [found] if found else []
+        key = content.strip()
+        if key in self.table:
+            return [(key, self.table[key])]
+        found = self.table.first_in(content)
+        return [found] if found is not None else []
 
     def _sleep(self, rng: random.Random) -> None:
         lat = self.latency

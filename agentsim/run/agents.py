@@ -7,6 +7,7 @@ the agent's open requests in the request table so that no protocol waits on a de
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -145,11 +146,11 @@ class Roster:
 
     # ----- start ----------------------------------------------------------------------------
     async def launch_all(self, nursery: trio.Nursery) -> None:
-        for name, state in self.states.items():
+        """Start every local agent; the launches overlap (a forkserver then forks them back
+        to back instead of one round trip at a time). Returns once all have started."""
+
+        async def one(name: str, state: AgentState) -> None:
             spec = self.scenario.agents[name]
-            if spec.remote:
-                self.journal.write("agent_expected", agent=name)
-                continue
             launch = AgentLaunch(
                 name=name,
                 endpoint=self.endpoint,
@@ -160,6 +161,13 @@ class Roster:
             state.handle = await self.launcher.start(launch, nursery=nursery)
             self.journal.write("agent_spawned", agent=name, pid=state.handle.pid)
             nursery.start_soon(self._watch_exit, state)
+
+        async with trio.open_nursery() as starting:
+            for name, state in self.states.items():
+                if self.scenario.agents[name].remote:
+                    self.journal.write("agent_expected", agent=name)
+                else:
+                    starting.start_soon(one, name, state)
 
     async def _watch_exit(self, state: AgentState) -> None:
         assert state.handle is not None
@@ -208,12 +216,24 @@ class Roster:
 
     # ----- while running --------------------------------------------------------------------
     async def beat(self) -> None:
-        """The runner's heartbeat to every live agent that said hello."""
+        """The runner's heartbeat to every live agent that said hello.
+
+        Only to agents the runner has sent nothing to for half an interval (any envelope
+        from the runner tells an agent it lives), and spread over the interval in small
+        groups: a thousand heartbeats at once would stall the loop and wake every agent in
+        the same instant.
+        """
+        hb = self.scenario.run.heartbeat_s
+        group = 32
         while True:
-            for name in sorted(self.broker.agents):
-                if self.alive(name):
+            start = trio.current_time()
+            names = [n for n in sorted(self.broker.agents) if self.alive(n)]
+            for i, name in enumerate(names):
+                if start - self.broker.last_sent.get(name, -math.inf) >= hb / 2:
                     self.run.post(self.run.stamp(name, Heartbeat()))
-            await trio.sleep(self.scenario.run.heartbeat_s)
+                if i % group == group - 1:
+                    await trio.sleep_until(start + hb * (i + 1) / len(names))
+            await trio.sleep_until(start + hb)
 
     def check_liveness(self, now: float) -> None:
         """Agents silent for ``heartbeat_s × heartbeat_misses`` are unresponsive (once each

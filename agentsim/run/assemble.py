@@ -25,8 +25,10 @@ from agentsim.bus.memory import MemoryHub
 from agentsim.bus.zmq_transport import RouterTransport, default_endpoint
 from agentsim.engines import Engine, EngineConfig, make_engine
 from agentsim.logs import configure_logging
+from agentsim.run.config import engine_config
 from agentsim.run.errors import RunSetupError
 from agentsim.run.folder import Reporter, RunFolder
+from agentsim.run.launchers import forkserver
 from agentsim.run.launchers.base import Launcher
 from agentsim.run.launchers.inprocess import InProcessLauncher
 from agentsim.run.launchers.local import ProcessLauncher
@@ -132,7 +134,7 @@ def assemble(
         except BaseException:
             log.close()
             raise
-        launcher = ProcessLauncher(folder.path / "logs")
+        launcher = local_launcher(scenario, folder.path / "logs")
     runner = Runner(
         scenario,
         folder,
@@ -147,6 +149,22 @@ def assemble(
         curve=curve,
     )
     return AssembledRun(folder, runner, work, log)
+
+
+def local_launcher(scenario: Scenario, log_dir: Path) -> Launcher:
+    """``run.launcher``: the forkserver (warmed with each distinct engine the local agents
+    use) where the host supports it, else one ``python -m agentsim agent`` per agent."""
+    if scenario.run.launcher == "forkserver" and forkserver.available():
+        warm: list[dict[str, object]] = []
+        for name, spec in scenario.agents.items():
+            if spec.remote:
+                continue
+            cfg = msgspec.to_builtins(engine_config(scenario, name))
+            cfg.pop("seed", None)
+            if cfg not in warm:
+                warm.append(cfg)
+        return forkserver.ForkServerLauncher(log_dir, warm=warm)
+    return ProcessLauncher(log_dir)
 
 
 def _bus(

@@ -330,7 +330,7 @@ class Runner:
             self.results.append(result)
             self.folder.append_result(result)
             self.journal.write("task_result", **result)
-            self.journal.sync()
+            self.journal.sync_soon()
             if self.progress is not None:
                 self.progress(
                     {

@@ -26,6 +26,9 @@ class RunSpec(_Table, frozen=True):
     seed: int = 0
     out: str = "runs"
     transport: Literal["ipc", "tcp"] = "ipc"
+    #: how local agents start: ``forkserver`` forks each from one pre-imported server
+    #: (Linux; elsewhere ``local`` is used), ``local`` runs ``python -m agentsim agent`` each.
+    launcher: Literal["local", "forkserver"] = "forkserver"
     bind: str = ""
     server_key: str = ""
     allowed_keys: list[str] = msgspec.field(default_factory=list)

@@ -156,6 +156,15 @@ def model_path(name_or_path: str) -> Path:
     )
 
 
+def local_model_path(name_or_path: str) -> Path | None:
+    """The GGUF for a model name or path if it is on disk already (never downloads)."""
+    if name_or_path in MODELS:
+        path = _gguf_path(MODELS[name_or_path])
+    else:
+        path = Path(name_or_path).expanduser()
+    return path if path.suffix == ".gguf" and path.is_file() else None
+
+
 def pull(name: str) -> Path:
     """Download, verify and assemble model ``name``; returns its GGUF path (idempotent)."""
     src = MODELS.get(name)

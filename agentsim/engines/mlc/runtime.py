@@ -1,15 +1,21 @@
 """Run a compiled artifact with TVM's runtime only: weights, paged KV cache, logits.
 
-``TVM_USE_RUNTIME_LIB=1`` is set before TVM is first imported, so an agent process never loads
-the compiler library (0.8 s start, ~100 MB less memory). One sequence per runtime: an agent
-holds one conversation at a time; ``reset`` clears it, ``popn`` rolls tokens back.
+An agent process never loads the TVM compiler, nor on CPU even the ``tvm`` Python package:
+``tvm_api`` drives the runtime library through TVM's FFI (see there). One sequence per
+runtime: an agent holds one conversation at a time; ``reset`` clears it, ``popn`` rolls
+tokens back.
+
+Weights are shared, not loaded: ``load_artifact`` memory-maps ``weights.bin`` and wraps each
+tensor as a TVM tensor over the mapping (DLPack, no copy), once per process. Every runtime of
+that artifact in the process uses those tensors, and every process that maps the file shares
+its pages through the page cache; each runtime keeps its own KV cache and activations. With
+``share=False`` a runtime reads a private copy instead (the behaviour before sharing).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +23,74 @@ import numpy as np
 
 from agentsim.engines.base import ContextOverflow, EngineError
 from agentsim.engines.mlc.config import PAGE_SIZE, ModelConfig
-from agentsim.engines.mlc.model_files import WEIGHTS_FILE, read_tensor
+from agentsim.engines.mlc.model_files import (
+    LIB_FILE,
+    META_FILE,
+    WEIGHTS_FILE,
+    map_weights,
+    read_tensor,
+    tensor_view,
+)
+from agentsim.engines.mlc.tvm_api import tvm_api
 
 _SEQ = 0
-_SHARE_ALL_CORES = -3  # threading::ThreadGroup::kSpecifyThreadShareAllCore
 
 
-def import_tvm_runtime(threads: int) -> Any:
-    """Import TVM (runtime-only unless the compiler is already loaded) with ``threads``."""
-    if "tvm" not in sys.modules:
-        os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
-        if threads > 0:
-            os.environ["TVM_NUM_THREADS"] = str(threads)
-    # TVM pins pool threads to fixed cores by default: agents sharing a machine would then
-    # all run on the same cores. Let the OS place them.
-    os.environ.setdefault("TVM_BIND_THREADS", "0")
-    import tvm
-    import tvm.runtime.vm
+class Artifact:
+    """A loaded artifact: what every runtime of it in this process shares, read-only.
 
-    if threads > 0:
-        # Reconfigure the pool too: the env var only counts before its first use.
-        tvm.get_global_func("runtime.config_threadpool")(_SHARE_ALL_CORES, threads)
-    return tvm
+    Args:
+        path: directory with ``model.so``, ``weights.bin`` and ``meta.json``.
+        device: ``cpu`` or ``cuda``.
+        share: back the parameters by a memory map of ``weights.bin`` (CPU) instead of
+            private copies.
+    """
+
+    def __init__(self, path: Path, device: str = "cpu", *, share: bool = True) -> None:
+        self.api = api = tvm_api(device)
+        t0 = time.perf_counter()
+        self.path = path
+        self.meta: dict[str, Any] = json.loads((path / META_FILE).read_text())
+        self.cfg = ModelConfig.from_json(self.meta["config"])
+        self.lib = api.load_module(path / LIB_FILE)
+        t1 = time.perf_counter()
+        index = {ent["name"]: ent for ent in self.meta["weights"]}
+        names = list(self.meta["param_order"])
+        #: parameters a runtime may put in place of one in ``param_order`` (LongRoPE's
+        #: ``rope_global.long`` for contexts past ``long_rope_above``)
+        alternates = [n + ".long" for n in names if n + ".long" in index]
+        order = [index[name] for name in names + alternates]
+        self.mapped = share and device != "cuda"
+        self.weights: np.ndarray | None = None
+        if self.mapped:
+            self.weights = map_weights(path / WEIGHTS_FILE)
+            self.params = [api.wrap(tensor_view(self.weights, e)) for e in order]
+        elif share:  # on a GPU the mapping is only the source of one copy to the device
+            mm = map_weights(path / WEIGHTS_FILE)
+            self.params = [api.copy(tensor_view(mm, e)) for e in order]
+            del mm
+        else:
+            wpath = path / WEIGHTS_FILE
+            self.params = [api.copy(read_tensor(wpath, e)) for e in order]
+        self.alternates = dict(zip(alternates, self.params[len(names) :], strict=True))
+        self.names = names
+        self.params = self.params[: len(names)]
+        self.timings = {"module_s": t1 - t0, "params_s": time.perf_counter() - t1}
+
+
+_LOADED: dict[tuple[str, str], Artifact] = {}
+
+
+def load_artifact(path: Path, device: str = "cpu", *, share: bool = True) -> Artifact:
+    """The process's shared ``Artifact`` for ``path`` (loaded on first use); with
+    ``share=False`` a new, private one every call."""
+    if not share:
+        return Artifact(path, device, share=False)
+    key = (str(path.resolve()), device)
+    art = _LOADED.get(key)
+    if art is None:
+        art = _LOADED[key] = Artifact(path, device, share=True)
+    return art
 
 
 class Runtime:
@@ -49,6 +101,8 @@ class Runtime:
         threads: compute threads (> 0).
         prefill_chunk: longest prompt slice fed in one prefill call.
         context_length: KV capacity in tokens (defaults to the model's).
+        share_weights: use the process's shared, memory-mapped weights (default) rather
+            than a private copy.
     """
 
     def __init__(
@@ -59,33 +113,29 @@ class Runtime:
         device: str = "cpu",
         prefill_chunk: int = 256,
         context_length: int | None = None,
+        share_weights: bool = True,
     ) -> None:
-        self.tvm = tvm = import_tvm_runtime(threads)
-        meta = json.loads((artifact / "meta.json").read_text())
-        self.cfg = ModelConfig.from_json(meta["config"])
+        self.art = load_artifact(artifact, device, share=share_weights)
+        self.api = api = self.art.api
+        api.set_threads(threads)
+        self.cfg = self.art.cfg
         self.context_length = int(context_length or self.cfg.context_length)
         # Sliding-window layers see at most one window of new tokens per chunk correctly.
         if self.cfg.has_sliding:
             prefill_chunk = min(prefill_chunk, self.cfg.sliding_window)
         self.prefill_chunk = prefill_chunk
-        self.dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
-        lib = tvm.runtime.load_module(str(artifact / "model.so"))
-        self.vm = tvm.runtime.vm.VirtualMachine(lib, self.dev)
-        index = {ent["name"]: ent for ent in meta["weights"]}
-        wpath = artifact / WEIGHTS_FILE
-        names = list(meta["param_order"])
+        self.vm = api.vm(self.art.lib)
+        self.params = list(self.art.params)
         if self.cfg.long_rope is not None and self.context_length > self.cfg.long_rope_above:
-            names = [n + ".long" if n == "rope_global" else n for n in names]  # LongRoPE
-        self.params = [
-            tvm.runtime.tensor(read_tensor(wpath, index[name]), self.dev) for name in names
-        ]
+            i = self.art.names.index("rope_global")  # LongRoPE: the long factors past the cut
+            self.params[i] = self.art.alternates["rope_global.long"]
         self._prefill = self.vm["prefill"]
         self._decode = self.vm["decode"]
-        st = tvm.runtime.ShapeTuple
+        st = api.shape
         self.kv = self.vm["create_paged_kv_cache"](
             st([1]), st([self.context_length]), st([prefill_chunk]), st([PAGE_SIZE]), st([0])
         )
-        g = tvm.get_global_func
+        g = api.global_func
         self._add = g("vm.builtin.kv_state_add_sequence")
         self._remove = g("vm.builtin.kv_state_remove_sequence")
         self._begin = g("vm.builtin.kv_state_begin_forward")
@@ -119,14 +169,15 @@ class Runtime:
             raise EngineError(f"token id {bad[0]} is outside the vocabulary of {vocab}")
 
     def _run(self, fn: Any, ids: list[int]) -> np.ndarray:
-        arr = self.tvm.runtime.tensor(np.asarray([ids], dtype=np.int32), self.dev)
+        host = np.asarray([ids], dtype=np.int32)
+        arr = self.api.tensor(host)
         self._begin(self.kv, self._shape([_SEQ]), self._shape([len(ids)]))
         try:
             logits, _ = fn(arr, self.kv, self.params)
         finally:
             self._end(self.kv)
         self.seq_len += len(ids)
-        return np.asarray(logits.numpy()[0], dtype=np.float32)
+        return np.asarray(self.api.to_numpy(logits)[0], dtype=np.float32)
 
     def prefill(self, ids: list[int]) -> np.ndarray:
         """Append ``ids`` (in chunks) and return the logits after the last one."""
