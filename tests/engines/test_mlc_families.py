@@ -111,3 +111,17 @@ def test_gemma2_attention_softcap_matches_llama_cpp_semantics(
     ref.hp.attn_softcap = 2.0  # strong enough to matter with tiny random weights
     got = _compiled(family_artifacts[name], name)
     assert np.abs(got - _reference(ref, name)).max() <= TOL
+
+
+def test_rollback_past_the_window_equals_a_fresh_prefill(
+    family_artifacts: dict[str, Path],
+) -> None:
+    """The engine reuses a cached prefix by popping tokens: that must hold for sliding layers."""
+    art = family_artifacts["gemma3-sliding"]
+    ids = _ids(64, 400, seed=5)
+    rt = Runtime(art, 2, prefill_chunk=16)
+    rt.prefill(ids)
+    rt.popn(30)
+    got = rt.prefill([7, 8, 9])
+    want = Runtime(art, 2, prefill_chunk=16).prefill(ids[:34] + [7, 8, 9])
+    assert np.abs(got - want).max() <= TOL
