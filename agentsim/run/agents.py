@@ -21,7 +21,13 @@ from agentsim.run.context import RunServices
 from agentsim.run.errors import RunError
 from agentsim.run.faults import ProcessFaults
 from agentsim.run.folder import RunFolder
-from agentsim.run.launchers.base import AgentHandle, AgentLaunch, Launcher
+from agentsim.run.launchers.base import (
+    AgentHandle,
+    AgentLaunch,
+    Launcher,
+    exit_detail,
+    placement,
+)
 from agentsim.tools.python import tool_spec as python_tool_spec
 from agentsim.wire import Configure, Envelope, Heartbeat, Hello, Ready, Shutdown
 
@@ -97,7 +103,9 @@ class Roster:
         state = self.states.get(env.src)
         if state is not None:
             state.ready = ready
-            self.journal.write("agent_ready", **msgspec.to_builtins(ready))
+            self.journal.write(
+                "agent_ready", **msgspec.to_builtins(ready), **placement(state.handle)
+            )
             state.ready_event.set()
 
     def on_load_failed(self, env: Envelope, detail: str) -> bool:
@@ -133,7 +141,10 @@ class Roster:
         self.run.post(self.run.stamp(name, body))
 
     def _threads_for(self, name: str) -> int:
-        """Cores shared evenly among the agents that run a model on this host."""
+        """Cores shared evenly among the agents that run a model on this host; on Ray, the
+        agent's own ``num_cpus``."""
+        if self.scenario.run.launcher == "ray":
+            return max(1, int(self.scenario.agents[name].resources.num_cpus))
         heavy = [
             a
             for a in self.states
@@ -157,7 +168,9 @@ class Roster:
                 env=self.curve.local_agent_env() if self.curve is not None else {},
             )
             state.handle = await self.launcher.start(launch, nursery=nursery)
-            self.journal.write("agent_spawned", agent=name, pid=state.handle.pid)
+            self.journal.write(
+                "agent_spawned", agent=name, pid=state.handle.pid, **placement(state.handle)
+            )
             nursery.start_soon(self._watch_exit, state)
 
     async def _watch_exit(self, state: AgentState) -> None:
@@ -177,7 +190,8 @@ class Roster:
                 kind="agent_crash",
                 agents=[state.name],
                 evidence=list(self.process_faults.by_agent.get(state.name, [])),
-                detail=f"{state.name} (pid {state.handle.pid}) exited with code {code}",
+                detail=f"{state.name} (pid {state.handle.pid}) exited with code {code}"
+                + (f": {why}" if (why := exit_detail(state.handle)) else ""),
             )
         )
         self.run.requests.reject_agent(

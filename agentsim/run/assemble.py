@@ -28,6 +28,7 @@ from agentsim.run.folder import Reporter, RunFolder
 from agentsim.run.launchers.base import Launcher
 from agentsim.run.launchers.inprocess import InProcessLauncher
 from agentsim.run.launchers.local import ProcessLauncher
+from agentsim.run.launchers.ray import launcher as ray_launcher
 from agentsim.run.runner import ProgressHook, Runner
 from agentsim.run.work import Work, load_work
 from agentsim.scenario.schema import Scenario
@@ -130,9 +131,15 @@ def assemble(
     (folder.path / "logs").mkdir(exist_ok=True)
     log = open(folder.path / "logs" / "runner.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by AssembledRun.close
     configure_logging(json=True, stream=log)
+    agents: Launcher | None = None
     try:
-        transport, endpoint, cleanup, curve = _bus(scenario, base_dir)
+        agents, bind = _launcher(scenario, folder)
+        transport, endpoint, cleanup, curve = _bus(scenario, base_dir, bind)
+        if isinstance(agents, ray_launcher.RayLauncher):
+            endpoint = agents.reachable(endpoint)
     except BaseException:
+        if agents is not None:
+            agents.close()
         log.close()
         raise
     runner = Runner(
@@ -140,7 +147,7 @@ def assemble(
         folder,
         transport=transport,
         endpoint=endpoint,
-        launcher=ProcessLauncher(folder.path / "logs"),
+        launcher=agents,
         work=work,
         faults=faults,
         progress=progress,
@@ -151,10 +158,25 @@ def assemble(
     return AssembledRun(folder, runner, work, log)
 
 
+def _launcher(scenario: Scenario, folder: RunFolder) -> tuple[Launcher, str]:
+    """The run's launcher (``run.launcher``) and the bind it implies (``""``: the default)."""
+    logs = folder.path / "logs"
+    if scenario.run.launcher == "ray":
+        used = (
+            list(scenario.protocol.agents)
+            if not scenario.environment and scenario.protocol.agents
+            else list(scenario.agents)
+        )  # the agents the runner starts (as Runner decides)
+        on_ray = ray_launcher.RayLauncher(scenario, logs, used)
+        on_ray.connect()
+        return on_ray, scenario.run.bind or ray_launcher.default_bind(on_ray)
+    return ProcessLauncher(logs), scenario.run.bind
+
+
 def _bus(
-    scenario: Scenario, base_dir: Path
+    scenario: Scenario, base_dir: Path, bind: str
 ) -> tuple[Transport, str, str | None, CurveSetup | None]:
-    endpoint, cleanup = default_endpoint(scenario.run.transport, scenario.run.bind)
+    endpoint, cleanup = default_endpoint(scenario.run.transport, bind)
     curve = curve_setup(scenario, base_dir)
     try:
         transport = RouterTransport(endpoint, curve_secret=curve.server_secret if curve else None)
@@ -164,9 +186,11 @@ def _bus(
 
 
 def curve_setup(scenario: Scenario, base_dir: Path) -> CurveSetup | None:
-    """The run's CURVE set-up when it has keys (``run.server_key`` / ``allowed_keys``)."""
+    """The run's CURVE set-up when it has keys (``run.server_key`` / ``allowed_keys``) or
+    places agents on Ray (always CURVE: a server key pair made for the run, one agent key
+    pair per agent name, made when it starts)."""
     run = scenario.run
-    if not (run.server_key or run.allowed_keys):
+    if not (run.server_key or run.allowed_keys or run.launcher == "ray"):
         return None
 
     def here(p: str) -> Path:

@@ -3,6 +3,7 @@
 - ``base``: the ``Launcher`` and ``AgentHandle`` protocols and the ``AgentLaunch`` request.
 - ``local``: one ``python -m agentsim agent`` OS process per agent on this host.
 - ``inprocess``: each agent's main loop as a trio task over the in-memory bus (simulation).
+- ``ray/``: each agent placed on a Ray cluster node by a supervisor actor (optional extra).
 
 A new launcher (a pre-forked server, Ray actors on a cluster) is one more module here that
 implements ``Launcher``; the runner sees only handles. Launchers sit in the ``run`` layer:
