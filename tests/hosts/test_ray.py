@@ -181,3 +181,114 @@ def test_stopping_the_runner_leaves_no_agent_or_actor(
         agent_processes(run_id),
         cluster.supervisors(),
     )
+
+
+def sweep_text(address: str, launcher: str) -> str:
+    return f"""
+[run]
+name = "raysweep"
+launcher = "{launcher}"
+ray_address = "{address}"
+heartbeat_s = 0.5
+ready_timeout_s = 120
+[tasks]
+suite = "gsm8k"
+limit = 3
+[agents.a]
+engine = "scripted"
+options = {{ table = "gsm8k", error_rate = 0.4 }}
+resources = {{ num_cpus = 0.5 }}
+[agents.b]
+engine = "scripted"
+options = {{ table = "gsm8k", error_rate = 0.3 }}
+resources = {{ num_cpus = 0.5 }}
+[agents.c]
+engine = "scripted"
+options = {{ table = "gsm8k", error_rate = 0.2 }}
+resources = {{ num_cpus = 0.5 }}
+[protocol]
+kind = "vote"
+agents = ["a", "b", "c"]
+[[sweep.configs]]
+name = "vote"
+[[sweep.configs]]
+name = "solo"
+protocol = {{ kind = "solo", agents = ["b"] }}
+[sweep.axes]
+"run.seed" = [1, 2]
+"""
+
+
+def by_config(parent: Path) -> dict[str, list[dict[str, Any]]]:
+    return {r.name.rsplit("-", 2)[0]: results(r) for r in sorted(parent.iterdir()) if r.is_dir()}
+
+
+def test_sweep_in_parallel_as_ray_tasks_matches_a_serial_local_sweep(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    (tmp_path / "ray.toml").write_text(sweep_text(cluster.address, "ray"))
+    (tmp_path / "local.toml").write_text(sweep_text(cluster.address, "local"))
+    done = cluster.agentsim(
+        "run", str(tmp_path / "ray.toml"), "--out", str(tmp_path / "r"), "--parallel", "2"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    local = subprocess.run(
+        [*AGENTSIM, "run", str(tmp_path / "local.toml"), "--out", str(tmp_path / "l")],
+        capture_output=True,
+        text=True,
+    )
+    assert local.returncode == 0, local.stderr[-3000:]
+    (ray_parent,) = (tmp_path / "r").iterdir()
+    (local_parent,) = (tmp_path / "l").iterdir()
+    got, want = by_config(ray_parent), by_config(local_parent)
+    assert sorted(got) == ["solo-seed_1", "solo-seed_2", "vote-seed_1", "vote-seed_2"]
+    assert got == want
+    assert (ray_parent / "comparison.md").exists()
+    assert done.stderr.count("(on Ray)") == 4
+    for run in (r for r in ray_parent.iterdir() if r.is_dir()):
+        ready = events(run, "agent_ready")
+        assert ready and all(r["node_id"] in cluster.nodes.values() for r in ready)
+        assert (run / "report.md").exists() and (run / "logs" / "runner.log").exists()
+        run_id = events(run, "run_start")[0]["run_id"]
+        assert wait_for(lambda run_id=run_id: no_leftovers(cluster, run_id), 20)
+
+
+def placed_text(address: str, placement: str) -> str:
+    agents = "".join(
+        f'[agents.{n}]\nengine = "scripted"\noptions = {{ table = "gsm8k" }}\n'
+        f"resources = {{ num_cpus = 1 }}\n"
+        for n in ("p", "q", "r")
+    )
+    return (
+        f'[run]\nname = "placed"\nlauncher = "ray"\nray_address = "{address}"\n'
+        f'placement = "{placement}"\nready_timeout_s = 120\n'
+        f'[tasks]\nsuite = "gsm8k"\nlimit = 2\n{agents}[protocol]\nkind = "vote"\n'
+    )
+
+
+@pytest.mark.parametrize(("placement", "nodes"), [("strict_spread", 3), ("strict_pack", 1)])
+def test_a_placement_group_spreads_or_packs_the_agents(
+    cluster: RayCluster, tmp_path: Path, placement: str, nodes: int
+) -> None:
+    (tmp_path / "s.toml").write_text(placed_text(cluster.address, placement))
+    done = cluster.agentsim("run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    ready = events(only_run_dir(tmp_path / "r"), "agent_ready")
+    assert len(ready) == 3 and len({r["node_id"] for r in ready}) == nodes
+    assert not cluster.supervisors()
+
+
+def test_resources_no_node_has_are_one_clear_line_before_anything_starts(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    text = debate(cluster.address, tasks=2).replace("node_b = 1", "node_c = 1")
+    (tmp_path / "s.toml").write_text(text)
+    done = cluster.agentsim("run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "r"))
+    assert done.returncode == 2
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        f"agentsim: error: agents.bob.resources: no live node of the Ray cluster at "
+        f"{cluster.address} can hold CPU 1, node_c 1; its nodes: "
+    ), line
+    assert "node_a 100" in line and "node_b 100" in line
+    assert not cluster.supervisors()
