@@ -118,6 +118,7 @@ class AgentSupervisor:
             with self._cond:
                 self._buf += chunk
                 self._cond.notify_all()
+        self.proc.stdout.close()
         code = self.proc.wait()
         with self._cond:
             self._eof = True
