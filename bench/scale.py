@@ -5,6 +5,7 @@ latency p50/p99, memory per agent (RSS at Ready) and the runner's RSS. Ratios ar
 16-agent run of the same invocation.
 
     python bench/scale.py [--sizes 16,64,256] [--tasks 10]
+    python bench/scale.py --launcher ray [--sizes 16,64]   (3 Ray nodes vs local: scale_ray.py)
 """
 
 from __future__ import annotations
@@ -76,9 +77,17 @@ def run(n: int, tasks: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="16,64,256")
+    ap.add_argument("--sizes", default="")
     ap.add_argument("--tasks", type=int, default=10)
+    ap.add_argument("--launcher", choices=["local", "ray"], default="local")
     args = ap.parse_args()
+    if args.launcher == "ray":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from scale_ray import main as ray_main
+
+        ray_main([int(n) for n in (args.sizes or "16,64").split(",")], args.tasks)
+        return
+    args.sizes = args.sizes or "16,64,256"
     rows = [run(int(n), args.tasks) for n in args.sizes.split(",")]
     base = rows[0]
     print(

@@ -113,7 +113,7 @@ def run_parallel(
     if on_ray:
         from agentsim.run.launchers.ray import sweeps
 
-        remote = sweeps.RaySweep(on_ray[0].scenario, reporter=reporter)
+        remote = sweeps.RaySweep([c.scenario for c in on_ray], parallel=parallel, reporter=reporter)
 
     async def one(cfg: Configuration, limiter: trio.CapacityLimiter) -> None:
         async with limiter:

@@ -44,13 +44,13 @@ def netns_unavailable() -> str:
 
 
 @contextlib.contextmanager
-def loopback_namespace() -> Iterator[str]:
+def loopback_namespace(tag: str = "ray") -> Iterator[str]:
     """A fresh network namespace whose only interface is ``lo`` (up); skips where none can be
     made."""
     why = netns_unavailable()
     if why:
         pytest.skip(why)
-    name = f"agentsim-ray-{os.getpid()}"
+    name = f"agentsim-{tag}-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
     try:
         subprocess.run(
@@ -169,6 +169,16 @@ class RayCluster:
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
+
+
+def processes_with(variable: str, value: str) -> list[psutil.Process]:
+    """Processes whose environment has ``variable=value`` (all that a Ray instance started)."""
+    found = []
+    for p in psutil.process_iter(["environ"]):
+        with contextlib.suppress(psutil.Error):
+            if (p.info["environ"] or {}).get(variable) == value and p.pid != os.getpid():
+                found.append(p)
+    return found
 
 
 def agent_processes(run_id: str) -> list[psutil.Process]:

@@ -7,9 +7,12 @@ installed or namespaces are not permitted.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,14 @@ from agentsim.testing import journal, only_run_dir, wait_for
 
 # The suite runs with --import-mode=importlib: make the helper module next to us importable.
 sys.path.insert(0, str(Path(__file__).parent))
-from ray_fixtures import AGENTSIM, RayCluster, agent_processes, ray_cluster
+from ray_fixtures import (
+    AGENTSIM,
+    RayCluster,
+    agent_processes,
+    loopback_namespace,
+    processes_with,
+    ray_cluster,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -292,3 +302,72 @@ def test_resources_no_node_has_are_one_clear_line_before_anything_starts(
     ), line
     assert "node_a 100" in line and "node_b 100" in line
     assert not cluster.supervisors()
+
+
+@pytest.mark.model
+def test_the_model_compiles_once_per_node_into_that_nodes_own_cache(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    from agentsim.engines.mlc.models import model_path
+
+    gguf = model_path("smollm2-135m-instruct")  # fetched out here: the namespace has no network
+    agents = "".join(
+        f'[agents.{name}]\nmodel = "{gguf}"\nmax_tokens = 24\n'
+        f"resources = {{ num_cpus = 1, custom = {{ {node} = 1 }} }}\n"
+        for name, node in (("m1", "node_a"), ("m2", "node_a"), ("m3", "node_b"))
+    )
+    (tmp_path / "s.toml").write_text(
+        f'[run]\nname = "raymodel"\nlauncher = "ray"\nray_address = "{cluster.address}"\n'
+        f'ready_timeout_s = 900\n[tasks]\nsuite = "gsm8k"\nlimit = 1\n{agents}'
+        '[protocol]\nkind = "vote"\ndeadline_s = 300\n'
+    )
+    done = cluster.agentsim("run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "r")
+    ready = {r["agent"]: r for r in events(run_dir, "agent_ready")}
+    assert ready["m1"]["node_id"] == ready["m2"]["node_id"] == cluster.nodes["node_a"]
+    assert ready["m3"]["node_id"] == cluster.nodes["node_b"]
+    assert all(r["engine"] == "mlc" for r in ready.values())
+    assert results(run_dir)[0]["completion_tokens"] > 0
+
+    def artifacts(node: str) -> list[str]:
+        root = cluster.cache(node) / "artifacts"
+        return (
+            sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+            if root.exists()
+            else []
+        )
+
+    # One build per node, in that node's own cache; the head ran no model agent.
+    assert len(artifacts("node_a")) == 1 and artifacts("node_a") == artifacts("node_b")
+    assert artifacts("head") == []
+    built = {
+        n: (run_dir / "logs" / f"{n}.log").read_text().count('"mlc_artifact_built"') for n in ready
+    }
+    assert built["m1"] + built["m2"] == 1 and built["m3"] == 1, built
+
+
+def test_ray_address_local_starts_a_cluster_for_the_run_and_stops_it(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    root = Path(tempfile.mkdtemp(prefix="rl", dir="/tmp"))
+    try:
+        with loopback_namespace("raylocal") as ns:
+            text = debate("local", tasks=2)  # pinned to node_a / node_b / a label: all provided
+            (tmp_path / "s.toml").write_text(text)
+            env = dict(os.environ, RAY_TMPDIR=str(root), RAY_memory_monitor_refresh_ms="0")
+            done = subprocess.run(
+                ["ip", "netns", "exec", ns, *AGENTSIM, "run", str(tmp_path / "s.toml"),
+                 "--out", str(tmp_path / "r")],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=600,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            ready = events(only_run_dir(tmp_path / "r"), "agent_ready")
+            assert len(ready) == 3 and len({r["node_id"] for r in ready}) == 1
+            assert wait_for(lambda: not processes_with("RAY_TMPDIR", str(root)), 60), (
+                processes_with("RAY_TMPDIR", str(root))
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

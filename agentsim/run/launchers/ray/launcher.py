@@ -33,6 +33,7 @@ from agentsim.run.launchers.ray.placement import (
     describe_need,
     describe_nodes,
     fitting_nodes,
+    local_cluster,
 )
 from agentsim.run.launchers.ray.supervisor import AgentSupervisor
 from agentsim.scenario.schema import Scenario
@@ -201,7 +202,8 @@ class RayLauncher:
                 "namespace": "agentsim",
             }
             if run.ray_address == "local":
-                kwargs.update(address="local", include_dashboard=False)
+                specs = [self.scenario.agents[a].resources for a in self.agents]
+                kwargs.update(address="local", include_dashboard=False, **local_cluster(specs))
             else:
                 kwargs["address"] = run.ray_address
             try:

@@ -6,6 +6,8 @@ without a cluster, and the launcher passes Ray's own objects in.
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 from agentsim.scenario.resources import memory_bytes, quantities
@@ -104,3 +106,27 @@ def describe_need(spec: ResourcesSpec) -> str:
     """One agent's request in one line, e.g. ``CPU 1, node_a 1, labels {'zone': 'a'}``."""
     need = ", ".join(f"{k} {v:g}" for k, v in quantities(spec).items()) or "nothing"
     return need + (f", labels {dict(spec.labels)}" if spec.labels else "")
+
+
+def local_cluster(
+    specs: list[ResourcesSpec], *, copies: int = 1, extra_cpus: float = 0.0
+) -> dict[str, Any]:
+    """``ray.init`` arguments for a one-node cluster started for this run
+    (``ray_address = "local"``), sized so that the agents fit: logical CPUs for all of them
+    (at least this host's cores), their custom resources and labels. ``copies`` runs (a
+    parallel sweep) of ``extra_cpus`` each (a runner task) are provided for."""
+    need_cpus = copies * (extra_cpus + sum(s.num_cpus for s in specs))
+    resources: dict[str, float] = {}
+    labels: dict[str, str] = {}
+    for s in specs:
+        for name, amount in s.custom.items():
+            resources[name] = resources.get(name, 0.0) + amount * copies
+        for key, label in s.labels.items():
+            if not label.startswith(("!", "in(")):
+                labels.setdefault(key, label)
+    out: dict[str, Any] = {"num_cpus": max(os.cpu_count() or 1, math.ceil(need_cpus))}
+    if resources:
+        out["resources"] = resources
+    if labels:
+        out["labels"] = labels
+    return out

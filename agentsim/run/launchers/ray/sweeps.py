@@ -25,6 +25,7 @@ from agentsim.run.assemble import assemble
 from agentsim.run.errors import RunError, RunSetupError
 from agentsim.run.folder import Reporter
 from agentsim.run.launchers.ray.launcher import resolved
+from agentsim.run.launchers.ray.placement import local_cluster
 from agentsim.scenario.schema import Scenario
 from agentsim.util import find_exception
 
@@ -108,23 +109,38 @@ def _summary_line(path: Path, summary: dict[str, Any]) -> str:
     )
 
 
+def _started(scenario: Scenario) -> list[str]:
+    """The agents a run of ``scenario`` starts itself (as the runner decides)."""
+    used = (
+        scenario.protocol.agents
+        if not scenario.environment and scenario.protocol.agents
+        else list(scenario.agents)
+    )
+    return [a for a in used if not scenario.agents[a].remote]
+
+
 class RaySweep:
     """The driver's side: joins the cluster once, runs configurations as tasks."""
 
-    def __init__(self, scenario: Scenario, *, reporter: Reporter) -> None:
+    def __init__(self, scenarios: list[Scenario], *, parallel: int, reporter: Reporter) -> None:
         import ray
 
         self.reporter = reporter
         self._owns = False
         if not ray.is_initialized():
-            address = scenario.run.ray_address
+            address = scenarios[0].run.ray_address
             kwargs: dict[str, Any] = {
                 "logging_level": logging.WARNING,
                 "log_to_driver": False,
                 "namespace": "agentsim",
             }
-            if address == "local":
-                kwargs.update(address="local", include_dashboard=False)
+            if address == "local":  # sized for `parallel` copies of the largest configuration
+                biggest = max(
+                    ([sc.agents[a].resources for a in _started(sc)] for sc in scenarios),
+                    key=lambda specs: sum(x.num_cpus for x in specs),
+                )
+                sizing = local_cluster(biggest, copies=parallel, extra_cpus=RUNNER_CPUS)
+                kwargs.update(address="local", include_dashboard=False, **sizing)
             else:
                 kwargs["address"] = address
             try:
