@@ -15,6 +15,7 @@ lone agent of the baseline.
     python bench/scale.py scripted [--sizes 16,256,1024] [--local-sizes 16,256] [--tasks 10]
     python bench/scale.py model [--sizes 1,4,8]
     python bench/scale.py all
+    python bench/scale.py --launcher ray [--sizes 16,64]   (3 Ray nodes vs local: scale_ray.py)
 """
 
 from __future__ import annotations
@@ -300,9 +301,21 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=10)
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--nice", type=int, default=10, help="niceness for the run (shared machines)")
+    ap.add_argument(
+        "--launcher",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: scripted agents over 3 Ray nodes vs the local launcher (bench/scale_ray.py)",
+    )
     a = ap.parse_args()
     if a.nice:
         os.nice(a.nice)
+    if a.launcher == "ray":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from scale_ray import main as ray_main
+
+        ray_main([int(n) for n in (a.sizes or "16,64").split(",")], a.tasks)
+        return
     local = [int(x) for x in a.local_sizes.split(",") if x]
     if a.what in ("scripted", "all"):
         sizes = [int(x) for x in (a.sizes or "16,256,1024").split(",")]

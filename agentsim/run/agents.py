@@ -22,7 +22,13 @@ from agentsim.run.context import RunServices
 from agentsim.run.errors import RunError
 from agentsim.run.faults import ProcessFaults
 from agentsim.run.folder import RunFolder
-from agentsim.run.launchers.base import AgentHandle, AgentLaunch, Launcher
+from agentsim.run.launchers.base import (
+    AgentHandle,
+    AgentLaunch,
+    Launcher,
+    exit_detail,
+    placement,
+)
 from agentsim.tools.python import tool_spec as python_tool_spec
 from agentsim.wire import Configure, Envelope, Heartbeat, Hello, Ready, Shutdown
 
@@ -98,7 +104,9 @@ class Roster:
         state = self.states.get(env.src)
         if state is not None:
             state.ready = ready
-            self.journal.write("agent_ready", **msgspec.to_builtins(ready))
+            self.journal.write(
+                "agent_ready", **msgspec.to_builtins(ready), **placement(state.handle)
+            )
             state.ready_event.set()
 
     def on_load_failed(self, env: Envelope, detail: str) -> bool:
@@ -135,7 +143,10 @@ class Roster:
         self.run.post(self.run.stamp(name, body))
 
     def _threads_for(self, name: str) -> int:
-        """Cores shared evenly among the agents that run a model on this host."""
+        """Cores shared evenly among the agents that run a model on this host; on Ray, the
+        agent's own ``num_cpus``."""
+        if self.scenario.run.launcher == "ray":
+            return max(1, int(self.scenario.agents[name].resources.num_cpus))
         heavy = [
             a
             for a in self.states
@@ -159,7 +170,9 @@ class Roster:
                 env=self.curve.local_agent_env(name) if self.curve is not None else {},
             )
             state.handle = await self.launcher.start(launch, nursery=nursery)
-            self.journal.write("agent_spawned", agent=name, pid=state.handle.pid)
+            self.journal.write(
+                "agent_spawned", agent=name, pid=state.handle.pid, **placement(state.handle)
+            )
             nursery.start_soon(self._watch_exit, state)
 
         async with trio.open_nursery() as starting:
@@ -184,7 +197,8 @@ class Roster:
         self._lost(
             state,
             "agent_crash",
-            f"{state.name} (pid {state.handle.pid}) exited with code {code}",
+            f"{state.name} (pid {state.handle.pid}) exited with code {code}"
+            + (f": {why}" if (why := exit_detail(state.handle)) else ""),
             f"{state.name} exited with code {code}",
         )
 

@@ -32,6 +32,7 @@ from agentsim.run.launchers import forkserver
 from agentsim.run.launchers.base import Launcher
 from agentsim.run.launchers.inprocess import InProcessLauncher
 from agentsim.run.launchers.local import ProcessLauncher
+from agentsim.run.launchers.ray import launcher as ray_launcher
 from agentsim.run.runner import ProgressHook, Runner
 from agentsim.run.work import Work, load_work
 from agentsim.scenario.schema import Scenario
@@ -129,12 +130,18 @@ def assemble(
         (folder.path / "logs").mkdir(exist_ok=True)
         log = open(folder.path / "logs" / "runner.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by AssembledRun.close
         configure_logging(json=True, stream=log)
+        started: Launcher | None = None
         try:
-            transport, endpoint, cleanup, curve = _bus(scenario, base_dir)
+            started, bind = _launcher(scenario, folder)
+            transport, endpoint, cleanup, curve = _bus(scenario, base_dir, bind)
+            if isinstance(started, ray_launcher.RayLauncher):
+                endpoint = started.reachable(endpoint)
         except BaseException:
+            if started is not None:
+                started.close()
             log.close()
             raise
-        launcher = local_launcher(scenario, folder.path / "logs")
+        launcher = started
     runner = Runner(
         scenario,
         folder,
@@ -167,10 +174,25 @@ def local_launcher(scenario: Scenario, log_dir: Path) -> Launcher:
     return ProcessLauncher(log_dir)
 
 
+def _launcher(scenario: Scenario, folder: RunFolder) -> tuple[Launcher, str]:
+    """The run's launcher (``run.launcher``) and the bind it implies (``""``: the default)."""
+    logs = folder.path / "logs"
+    if scenario.run.launcher == "ray":
+        used = (
+            list(scenario.protocol.agents)
+            if not scenario.environment and scenario.protocol.agents
+            else list(scenario.agents)
+        )  # the agents the runner starts (as Runner decides)
+        on_ray = ray_launcher.RayLauncher(scenario, logs, used)
+        on_ray.connect()
+        return on_ray, scenario.run.bind or ray_launcher.default_bind(on_ray)
+    return local_launcher(scenario, logs), scenario.run.bind
+
+
 def _bus(
-    scenario: Scenario, base_dir: Path
+    scenario: Scenario, base_dir: Path, bind: str
 ) -> tuple[Transport, str, str | None, CurveSetup | None]:
-    endpoint, cleanup = default_endpoint(scenario.run.transport, scenario.run.bind)
+    endpoint, cleanup = default_endpoint(scenario.run.transport, bind)
     try:
         curve = curve_setup(scenario, base_dir)
         transport = RouterTransport(endpoint, curve_secret=curve.server_secret if curve else None)
@@ -184,9 +206,11 @@ def _bus(
 
 
 def curve_setup(scenario: Scenario, base_dir: Path) -> CurveSetup | None:
-    """The run's CURVE set-up when it has keys (``run.server_key`` / ``allowed_keys``)."""
+    """The run's CURVE set-up when it has keys (``run.server_key`` / ``allowed_keys``) or
+    places agents on Ray (always CURVE: a server key pair made for the run, one agent key
+    pair per agent name, made when it starts)."""
     run = scenario.run
-    if not (run.server_key or run.allowed_keys):
+    if not (run.server_key or run.allowed_keys or run.launcher == "ray"):
         return None
 
     def here(p: str) -> Path:

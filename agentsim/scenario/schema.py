@@ -13,6 +13,7 @@ import msgspec
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
 
@@ -26,9 +27,19 @@ class RunSpec(_Table, frozen=True):
     seed: int = 0
     out: str = "runs"
     transport: Literal["ipc", "tcp"] = "ipc"
-    #: how local agents start: ``forkserver`` forks each from one pre-imported server
-    #: (Linux; elsewhere ``local`` is used), ``local`` runs ``python -m agentsim agent`` each.
-    launcher: Literal["local", "forkserver"] = "forkserver"
+    #: how agents start: ``forkserver`` forks each from one pre-imported server on this host
+    #: (Linux; elsewhere ``local`` is used), ``local`` runs ``python -m agentsim agent`` per
+    #: agent, ``ray`` places each agent on a Ray cluster (``[agents.X.resources]``,
+    #: ``placement``).
+    launcher: Literal["local", "forkserver", "ray"] = "forkserver"
+    #: the Ray cluster (launcher = "ray"): ``auto`` (the running one: RAY_ADDRESS or the one
+    #: started on this host), ``HOST:PORT`` / ``ray://HOST:PORT``, or ``local`` (start one).
+    ray_address: str = "auto"
+    #: a placement group over the agents' bundles: pack onto few nodes or spread over many.
+    placement: Literal["", "pack", "spread", "strict_pack", "strict_spread"] = ""
+    #: the model cache on each Ray node (``~`` is that node's home); default: the node's own
+    #: ``AGENTSIM_CACHE`` or user cache. Never the runner's path unless named here.
+    ray_cache: str = ""
     bind: str = ""
     server_key: str = ""
     allowed_keys: list[str] = msgspec.field(default_factory=list)
@@ -57,6 +68,20 @@ class SamplingSpec(_Table, frozen=True):
     stop: list[str] = msgspec.field(default_factory=list)
 
 
+class ResourcesSpec(_Table, frozen=True):
+    """What an agent asks of the Ray cluster (``launcher = "ray"``; other launchers ignore it).
+
+    ``memory`` is bytes or a string with a unit (``"512MiB"``, ``"2GB"``); ``custom`` names
+    custom node resources (``{ node_a = 1 }``); ``labels`` must match the node's labels.
+    """
+
+    num_cpus: NonNegFloat = 1.0
+    num_gpus: NonNegFloat = 0.0
+    memory: Annotated[int, msgspec.Meta(ge=0)] | str = 0
+    custom: dict[str, NonNegFloat] = msgspec.field(default_factory=dict)
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class AgentSpec(_Table, frozen=True):
     engine: str = "mlc"
     model: str = "smollm2-135m-instruct"
@@ -69,6 +94,7 @@ class AgentSpec(_Table, frozen=True):
     constrained: bool = False
     remote: bool = False
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    resources: ResourcesSpec = msgspec.field(default_factory=ResourcesSpec)
 
 
 class ProtocolSpec(_Table, frozen=True):

@@ -8,6 +8,7 @@ before a run starts.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 import tomllib
@@ -21,6 +22,7 @@ from agentsim.environments import EnvironmentConfigError, parse_environment
 from agentsim.protocols import PROTOCOLS
 from agentsim.scenario.agents import check_agent, exists
 from agentsim.scenario.errors import ScenarioError, explain, placed, show, where_line
+from agentsim.scenario.resources import problems, quantities
 from agentsim.scenario.schema import NAME_PATTERN, AgentSpec, Scenario
 from agentsim.tasks import BUILTIN_SUITES
 
@@ -115,11 +117,14 @@ def _cross_check(
     run = scenario.run
     if run.bind and not run.bind.startswith(("ipc://", "tcp://", "inproc://")):
         fail(["run", "bind"], "must be an ipc:// or tcp:// endpoint", run.bind)
+    if run.launcher == "ray":
+        _check_ray(scenario, raw, fail)
     if (
         run.bind.startswith("tcp://")
         and not _loopback(run.bind)
         and not run.server_key
         and not run.insecure
+        and run.launcher != "ray"  # a Ray run makes its own CURVE keys, one pair per agent
     ):
         fail(
             ["run", "bind"],
@@ -177,4 +182,53 @@ def _cross_check(
                 ["tasks", "suite"],
                 f"must be a built-in suite ({', '.join(sorted(BUILTIN_SUITES))}) or an existing .jsonl file",
                 suite,
+            )
+
+
+def ray_installed() -> bool:
+    """Whether ``import ray`` would find Ray (without importing it: that takes seconds)."""
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a ``ray`` entry of None in sys.modules: blocked
+        return False
+
+
+_RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5})$")
+
+
+def _check_ray(scenario: Scenario, raw: dict[str, Any], fail: Any) -> None:
+    """``launcher = "ray"``: Ray installed, a tcp bus, a cluster address, resources Ray accepts."""
+    run = scenario.run
+    if not ray_installed():
+        fail(
+            ["run", "launcher"],
+            'needs Ray, which is not installed: pip install "agentsim[ray]"',
+            run.launcher,
+        )
+    run_raw = raw.get("run", {})
+    if run_raw.get("transport") == "ipc" or run.bind.startswith(("ipc://", "inproc://")):
+        field = "bind" if run.bind else "transport"
+        fail(
+            ["run", field],
+            "must be tcp with launcher = 'ray' (agents on other nodes connect over CURVE TCP)",
+            run.bind or run.transport,
+        )
+    if not _RAY_ADDRESS.match(run.ray_address):
+        fail(
+            ["run", "ray_address"],
+            "must be auto, local, HOST:PORT or ray://HOST:PORT",
+            run.ray_address,
+        )
+    for name in scenario.protocol_agents() if not scenario.environment else scenario.agents:
+        spec = scenario.agents[name]
+        if spec.remote:
+            continue
+        for parts, rule, value in problems(spec.resources):
+            fail(["agents", name, "resources", *parts], rule, value)
+        if run.placement and not quantities(spec.resources):
+            fail(
+                ["agents", name, "resources"],
+                f"must ask for some resource when run.placement = {run.placement!r} "
+                "(a placement-group bundle cannot be empty)",
+                msgspec.to_builtins(spec.resources),
             )

@@ -123,5 +123,5 @@ def test_rollback_past_the_window_equals_a_fresh_prefill(
     rt.prefill(ids)
     rt.popn(30)
     got = rt.prefill([7, 8, 9])
-    want = Runtime(art, 2, prefill_chunk=16).prefill(ids[:34] + [7, 8, 9])
+    want = Runtime(art, 2, prefill_chunk=16).prefill([*ids[:34], 7, 8, 9])
     assert np.abs(got - want).max() <= TOL

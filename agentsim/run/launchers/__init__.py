@@ -5,6 +5,7 @@
 - ``forkserver``: one OS process per agent too, forked from a server that has imported the
   agent code and preloaded the engines (``forkserver_main``); the default on Linux.
 - ``inprocess``: each agent's main loop as a trio task over the in-memory bus (simulation).
+- ``ray/``: each agent placed on a Ray cluster node by a supervisor actor (optional extra).
 
 A new launcher (Ray actors on a cluster) is one more module here that
 implements ``Launcher``; the runner sees only handles. Launchers sit in the ``run`` layer:

@@ -57,6 +57,20 @@ class AgentHandle(Protocol):
         ...
 
 
+def placement(handle: AgentHandle | None) -> dict[str, str]:
+    """Where a launcher placed an agent (``node_id``, ``node_ip``, ...), for launchers that
+    place agents on other machines (a handle's optional ``node``); ``{}`` otherwise."""
+    node = getattr(handle, "node", None)
+    return {str(k): str(v) for k, v in node.items()} if isinstance(node, dict) else {}
+
+
+def exit_detail(handle: AgentHandle | None) -> str:
+    """What the launcher knows of an agent's end beyond its exit code (a handle's optional
+    ``exit_detail``: e.g. the node Ray lost); ``""`` otherwise."""
+    detail = getattr(handle, "exit_detail", "")
+    return detail if isinstance(detail, str) else ""
+
+
 class Launcher(Protocol):
     """Starts agents. ``start`` returns once the agent is started (not yet ready: the
     runner waits for its ``Ready``); ``close`` releases what the launcher holds and is called
