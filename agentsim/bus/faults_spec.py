@@ -145,8 +145,14 @@ def _choices(field: str) -> str:
     return "the documented values"
 
 
-def parse_faults(raw: dict[str, Any], agents: list[str]) -> FaultsSpec:
-    """Decode and check ``[faults]`` against the declared ``agents``.
+def parse_faults(
+    raw: dict[str, Any], agents: list[str], *, declared: list[str] | None = None
+) -> FaultsSpec:
+    """Decode and check ``[faults]`` against ``agents`` (those the run starts).
+
+    Partition groups may also name any of ``declared`` (every agent of the scenario): one
+    ``[faults]`` table then fits every configuration of a sweep, and a group member that is
+    not started is simply not there to cut off.
 
     Raises:
         FaultConfigError: the first problem, as ``FIELD RULE[, got VALUE]``.
@@ -157,14 +163,14 @@ def parse_faults(raw: dict[str, Any], agents: list[str]) -> FaultsSpec:
         spec = msgspec.convert(raw, FaultsSpec)
     except msgspec.ValidationError as e:
         raise _decode_error(e) from None
-    _check_names(spec, set(agents))
+    _check_names(spec, set(agents), set(declared or agents) | set(agents))
     _check_ranges(spec)
     return spec
 
 
-def _check_names(spec: FaultsSpec, agents: set[str]) -> None:
-    def need(field: str, name: str, *, runner: bool) -> None:
-        if name in agents or (runner and name == RUNNER):
+def _check_names(spec: FaultsSpec, agents: set[str], grouped: set[str]) -> None:
+    def need(field: str, name: str, *, runner: bool, among: set[str] = agents) -> None:
+        if name in among or (runner and name == RUNNER):
             return
         which = "a declared agent or 'runner'" if runner else "a declared agent"
         raise FaultConfigError(f"{field} must name {which}, got {name!r}")
@@ -180,7 +186,7 @@ def _check_names(spec: FaultsSpec, agents: set[str]) -> None:
             if not group:
                 raise FaultConfigError(f"faults.partition[{i}].groups[{j}] must not be empty")
             for name in group:
-                need(f"faults.partition[{i}].groups[{j}]", name, runner=True)
+                need(f"faults.partition[{i}].groups[{j}]", name, runner=True, among=grouped)
                 if name in seen:
                     raise FaultConfigError(
                         f"faults.partition[{i}].groups[{j}] must not repeat a name of another "

@@ -160,7 +160,7 @@ def _cross_check(
     if scenario.faults:
         started = scenario.protocol_agents() if not scenario.environment else list(scenario.agents)
         try:
-            parse_faults(scenario.faults, started)
+            parse_faults(scenario.faults, started, declared=list(scenario.agents))
         except FaultConfigError as e:
             if not scenario.environment and scenario.protocol.agents:
                 # name the rule that makes a declared agent "not started"
