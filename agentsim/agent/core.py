@@ -12,7 +12,6 @@ crash. Accepted frames pass the sequence check of their stream (``InboundStreams
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
@@ -24,6 +23,7 @@ import trio
 
 from agentsim import __version__
 from agentsim.agent.inbox import PeerInbox
+from agentsim.agent.liveness import AgentExit, refusal, rss_bytes, watch_parent
 from agentsim.agent.streams import InboundStreams, Report
 from agentsim.chat import ChatRequest, request_hash
 from agentsim.engines import Engine, EngineConfig, make_engine
@@ -32,7 +32,6 @@ from agentsim.tools.replay import ToolReplay
 from agentsim.util import find_exception
 from agentsim.wire import (
     BROADCAST,
-    CONTROL,
     RUNNER,
     Ask,
     Configure,
@@ -60,22 +59,6 @@ class Link(Protocol):
     async def send(self, frame: bytes) -> None: ...
     async def recv(self) -> bytes: ...
     def close(self) -> None: ...
-
-
-class AgentExit(Exception):
-    """The agent stops; ``code`` becomes the process exit status."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-
-
-def rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 class Agent:
@@ -220,21 +203,6 @@ class Agent:
             log.warning("malformed_frame", agent=self.name, bytes=len(frame), reason=str(e))
             return None
 
-    def _refusal(self, env: Envelope) -> str | None:
-        """Why this agent must not act on ``env`` (``None``: it may)."""
-        kind = body_kind(env.body)
-        if env.dst not in (self.name, BROADCAST):
-            return f"addressed to {env.dst[:64]!r}"
-        if env.src == RUNNER:
-            return None if isinstance(env.body, CONTROL) else f"the runner does not send {kind}"
-        if isinstance(env.body, Peer):
-            if env.src not in self.peers:
-                return f"{env.src[:64]!r} is not a declared peer"
-            return None
-        if isinstance(env.body, CONTROL):
-            return f"only the runner sends {kind}"
-        return f"{kind} is not for agents"
-
     async def _accept(self, frame: bytes) -> Envelope | None:
         """Decode, check the sender, check the stream: the envelope to act on, or ``None``
         (already logged and reported to the runner)."""
@@ -248,7 +216,7 @@ class Agent:
                 ),
             )
             return None
-        why = self._refusal(env)
+        why = refusal(env, self.name, self.peers)
         if why is not None:
             kind = body_kind(env.body)
             log.warning("frame_refused", agent=self.name, src=env.src, kind=kind, reason=why)
@@ -313,15 +281,13 @@ class Agent:
         """Exit on our own when the runner has gone silent or died (no orphan agents).
 
         Silence: no message from the runner for ``broker_timeout_s`` (checked at that
-        deadline, not by polling, and again after a moment for what is already queued). Death: a spawned agent watches its parent's pidfd, which
-        becomes readable the moment the parent exits, even by SIGKILL (Linux's PDEATHSIG
-        would fire when the *thread* that spawned us exits, which trio's worker threads do);
-        where there are no pidfds it polls ``getppid`` every 0.2 s instead. Both wait
+        deadline, not by polling, and again after a moment for what is already queued).
+        Death: a spawned agent watches its parent (``liveness.watch_parent``). Both wait
         without waking the process: a thousand idle agents cost the host nothing.
         """
         async with trio.open_nursery() as nursery:
             if self.parent_pid:
-                nursery.start_soon(self._watch_parent)
+                nursery.start_soon(watch_parent, self.parent_pid)
             while True:
                 deadline = self._last_from_runner + self.broker_timeout_s
                 if trio.current_time() < deadline:
@@ -332,24 +298,6 @@ class Agent:
                 await trio.sleep(min(1.0, self.heartbeat_s))
                 if trio.current_time() - self._last_from_runner >= self.broker_timeout_s:
                     raise AgentExit(5, "broker silent")
-
-    async def _watch_parent(self) -> None:
-        fd = -1
-        with contextlib.suppress(AttributeError, OSError):
-            fd = os.pidfd_open(self.parent_pid)
-        try:
-            if os.getppid() != self.parent_pid:  # it died before we started watching
-                raise AgentExit(6, "runner process gone")
-            if fd >= 0:
-                await trio.lowlevel.wait_readable(fd)
-            else:
-                while os.getppid() == self.parent_pid:  # noqa: ASYNC110 - no pidfds: poll
-                    await trio.sleep(0.2)
-            raise AgentExit(6, "runner process gone")
-        finally:
-            if fd >= 0:
-                trio.lowlevel.notify_closing(fd)
-                os.close(fd)
 
     async def _serve_asks(self) -> None:
         async for env in self._asks_recv:

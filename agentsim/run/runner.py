@@ -17,7 +17,7 @@ import msgspec
 import structlog
 import trio
 
-from agentsim.agent.core import rss_bytes
+from agentsim.agent.liveness import rss_bytes
 from agentsim.bus.auth import CurveSetup
 from agentsim.bus.broker import Broker, Transport
 from agentsim.bus.faults import FaultLayer

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "agentsim.environments": 3,
     "agentsim.run": 4,
     "agentsim.scenario.validate": 4,  # consults engines, protocols, faults, environments
+    "agentsim.scenario.agents": 4,  # validate's checks of one agent: engines, tools
     "agentsim.scenario.sweep": 4,
     "agentsim.report": 5,
     "agentsim.cli": 6,

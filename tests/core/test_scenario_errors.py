@@ -86,7 +86,7 @@ CASES = [
     (
         "unknown_model",
         '[agents.a]\nengine = "mlc"\nmodel = "llama-70b"\n',
-        "agents.a.model must be a known model (smollm2-135m-instruct; see `agentsim models "
+        "agents.a.model must be a known model (smollm2-135m-instruct, gemma3-270m; see `agentsim models "
         "list`) or a .gguf file, got 'llama-70b' ({f}:3)",
     ),
     (
