@@ -29,7 +29,7 @@ def _elementwise(func: Any) -> Any | None:
     for blk in blocks[:-1]:
         try:
             sch.compute_inline(blk)
-        except tvm.error.TVMError:
+        except RuntimeError:  # TVM's ScheduleError: a stage that cannot be inlined; leave it
             return None
     last = blocks[-1]
     if any(iv.iter_type != tirx.IterVar.DataPar for iv in sch.get(last).iter_vars):
