@@ -116,6 +116,26 @@ def serve(sock: socket.socket, runner_pid: int, warm: list[dict[str, object]]) -
     poller.register(sock.fileno(), select.EPOLLIN)
     children: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, name)
     sock.send(encoder.encode(Started(pid=me, preload_s=round(time.perf_counter() - t0, 3))))
+    endpoints: set[str] = set()
+    try:
+        return _serve(sock, runner_pid, me, poller, children, endpoints)
+    finally:
+        # Our children die with us (PDEATHSIG) before they can tidy up: a runner killed
+        # outright leaves its ipc:// folder to us (removed only if its owner is gone).
+        from agentsim.bus.ipcdir import release_if_orphaned
+
+        for endpoint in endpoints:
+            release_if_orphaned(endpoint)
+
+
+def _serve(
+    sock: socket.socket,
+    runner_pid: int,
+    me: int,
+    poller: select.epoll,
+    children: dict[int, tuple[int, str]],
+    endpoints: set[str],
+) -> int:
     while True:
         events = poller.poll(1.0)
         if os.getppid() != runner_pid:
@@ -126,6 +146,8 @@ def serve(sock: socket.socket, runner_pid: int, warm: list[dict[str, object]]) -
                 if not data:
                     return 0
                 spawn = spawn_decoder.decode(data)
+                if "--connect" in spawn.argv[:-1]:
+                    endpoints.add(spawn.argv[spawn.argv.index("--connect") + 1])
                 sys.stdout.flush()
                 sys.stderr.flush()
                 close = [sock.fileno(), poller.fileno(), *children]
