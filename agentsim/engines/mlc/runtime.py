@@ -125,10 +125,14 @@ class Runtime:
             prefill_chunk = min(prefill_chunk, self.cfg.sliding_window)
         self.prefill_chunk = prefill_chunk
         self.vm = api.vm(self.art.lib)
-        self.params = list(self.art.params)
+        self.params = self.art.params  # the process's shared tensors, not a copy
         if self.cfg.long_rope is not None and self.context_length > self.cfg.long_rope_above:
             i = self.art.names.index("rope_global")  # LongRoPE: the long factors past the cut
-            self.params[i] = self.art.alternates["rope_global.long"]
+            self.params = [
+                *self.params[:i],
+                self.art.alternates["rope_global.long"],
+                *self.params[i + 1 :],
+            ]
         self._prefill = self.vm["prefill"]
         self._decode = self.vm["decode"]
         st = api.shape
