@@ -97,6 +97,8 @@ class MLCOptions(_Options, frozen=True):
     prefill_chunk: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 256
     context_length: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] | None = None
     reuse_prefix: bool = True
+    #: memory-map the host's one copy of the weights (false: a private copy per agent)
+    share_weights: bool = True
 
 
 class OpenAIOptions(_Options, frozen=True):

@@ -109,7 +109,10 @@ class RayCluster:
         assert self.proc.stdin is not None
         self.proc.stdin.write(cmd + "\n")
         self.proc.stdin.flush()
-        return self._answer(timeout)
+        answer = self._answer(timeout)
+        if "added" in answer:  # a node put back is a new node: later tests look it up here
+            self.nodes[answer["added"]] = answer["node_id"]
+        return answer
 
     def cache(self, node: str) -> Path:
         return self.root / "cache" / node
