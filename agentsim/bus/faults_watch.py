@@ -74,27 +74,23 @@ class Consequences:
                 del self._held[dst]
 
     def lost(self, env: Envelope, dst: str, fid: str, rule: str) -> None:
-        self._record(
-            Failure(
-                kind="message_lost",
-                task_id=env.task_id,
-                agents=_agents(env.src, dst),
-                round=env.round,
-                evidence=[env.msg_id, fid],
-                detail=f"{_what(env, dst)} dropped by injected {rule} {fid}",
-            ),
-            env.msg_id,
-        )
+        self._harm("message_lost", env, dst, fid, f"dropped by injected {rule} {fid}")
 
     def duplicated(self, env: Envelope, dst: str, fid: str) -> None:
+        self._harm(
+            "duplicate_delivery", env, dst, fid, f"delivered twice by injected duplicate {fid}"
+        )
+
+    def _harm(self, kind: str, env: Envelope, dst: str, fid: str, what: str) -> None:
+        """Record ``kind`` for ``env`` on its way to ``dst``, citing it and fault ``fid``."""
         self._record(
             Failure(
-                kind="duplicate_delivery",
+                kind=kind,
                 task_id=env.task_id,
                 agents=_agents(env.src, dst),
                 round=env.round,
                 evidence=[env.msg_id, fid],
-                detail=f"{_what(env, dst)} delivered twice by injected duplicate {fid}",
+                detail=f"{_what(env, dst)} {what}",
             ),
             env.msg_id,
         )
