@@ -58,7 +58,8 @@ CASES: dict[str, Case] = {
             tokenizer="llama",
             vocab=400,
             **MIXED,
-            meta={"final_logit_softcapping": 30.0},
+            # a cap strong enough to matter with tiny random weights
+            meta={"final_logit_softcapping": 30.0, "attn_logit_softcapping": 2.0},
             seed=28,
         ),
         tokens=60,

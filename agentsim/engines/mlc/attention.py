@@ -36,8 +36,11 @@ def exp2(x: Any) -> Any:
     return p * T.reinterpret("float32", bits)
 
 
-def _kernels(h_kv: int, h_q: int, d: int, page: int) -> dict[str, Any]:
+def _kernels(h_kv: int, h_q: int, d: int, page: int, softcap: float = 0.0) -> dict[str, Any]:
     group = h_q // h_kv
+    # Gemma 2's soft-capping, s -> cap * tanh(s / cap), on the log2-scaled score sc = s * LOG2E
+    cap2 = float(softcap) * LOG2E
+    capped = softcap > 0
     vec = math.gcd(d, 16)  # SIMD width of the q.k dot products (AVX-512: 16 floats)
 
     @T.macro  # type: ignore[untyped-decorator]
@@ -96,6 +99,8 @@ def _kernels(h_kv: int, h_q: int, d: int, page: int) -> dict[str, Any]:
                             if vec >= 2:
                                 part[g, 0] = part[g, 0] + part[g, 1]
                             sc[g, t] = part[g, 0]
+                            if capped:
+                                sc[g, t] = T.float32(cap2) * T.tanh(sc[g, t] / T.float32(cap2))
                 for g in T.serial(group):
                     st[g, 2] = T.float32(NEG)
                     for t in T.serial(page):
@@ -312,9 +317,15 @@ def _kernels(h_kv: int, h_q: int, d: int, page: int) -> dict[str, Any]:
     }
 
 
-def install(mod: Any, h_kv: int, h_q: int, d: int, page: int = 16) -> Any:
-    """Replace TVM's reference CPU attention kernels in ``mod`` with the ones above."""
-    for name, func in _kernels(h_kv, h_q, d, page).items():
+def install(mod: Any, h_kv: int, h_q: int, d: int, page: int = 16, *, softcap: float = 0.0) -> Any:
+    """Replace TVM's reference CPU attention kernels in ``mod`` with the ones above
+    (``softcap`` > 0: scores soft-capped as Gemma 2's are)."""
+    return replace_kernels(mod, _kernels(h_kv, h_q, d, page, softcap))
+
+
+def replace_kernels(mod: Any, kernels: dict[str, Any]) -> Any:
+    """Put each prim_func of ``kernels`` in place of ``mod``'s function of that name."""
+    for name, func in kernels.items():
         gv = mod.get_global_var(name)
         old = mod[gv]
         new = func.with_attr("tirx.is_scheduled", True)

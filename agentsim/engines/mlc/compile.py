@@ -14,6 +14,7 @@ import structlog
 import tvm
 from tvm import relax
 
+from agentsim.engines.base import EngineUnavailable
 from agentsim.engines.mlc import attention, cpu_ops, sliding_attention
 from agentsim.engines.mlc.config import PAGE_SIZE, ModelConfig
 from agentsim.engines.mlc.model import build_model
@@ -49,11 +50,18 @@ def compile_model(
     t0 = time.perf_counter()
     model = build_model(cfg, target)
     mod, named_params = model.export_tvm(spec=model.spec())
+    h_kv, h_q, d, cap = cfg.num_kv_heads, cfg.num_heads, cfg.head_dim, cfg.attn_softcap
+    if cap and not (target.kind.name == "llvm" and fast_attention):
+        raise EngineUnavailable(
+            f"{cfg.arch}: attention soft-capping ({cap:g}) is applied by the CPU attention "
+            "kernels only (target llvm); TVM's own kernels on this target have no such step"
+        )
     if target.kind.name == "llvm" and fast_attention:
-        mod = attention.install(mod, cfg.num_kv_heads, cfg.num_heads, cfg.head_dim, PAGE_SIZE)
+        mod = attention.install(mod, h_kv, h_q, d, PAGE_SIZE, softcap=cap)
     if target.kind.name == "llvm" and cfg.has_sliding:  # TVM's own ones are wrong (NaN)
-        h_kv, h_q, d = cfg.num_kv_heads, cfg.num_heads, cfg.head_dim
-        mod = sliding_attention.install(mod, h_kv, h_q, d, cfg.sliding_window, PAGE_SIZE)
+        mod = sliding_attention.install(
+            mod, h_kv, h_q, d, cfg.sliding_window, PAGE_SIZE, softcap=cap
+        )
     t1 = time.perf_counter()
     llvm = target.kind.name == "llvm"
     pipeline = cpu_ops.pipeline(target) if llvm else relax.get_default_pipeline(target)

@@ -60,8 +60,8 @@ class ModelConfig:
     ``ropes``); ``"local"`` layers also attend only to the last ``sliding_window`` tokens.
     Norm weights are used as stored: llama.cpp's converter already folds Gemma's ``1 + w``.
     ``long_rope`` (LongRoPE) replaces ``ropes["global"]`` when the KV capacity exceeds
-    ``long_rope_above`` tokens. ``attn_softcap`` is recorded but not applied by the compiled
-    model (the cache's attention kernels have no soft-capping step).
+    ``long_rope_above`` tokens. ``attn_softcap`` (Gemma 2) is applied by the CPU attention
+    kernels (``attention.py``, ``sliding_attention.py``); other targets refuse such a model.
     """
 
     arch: str

@@ -22,14 +22,18 @@ from typing import Any
 
 from tvm.script import tirx as T
 
-from agentsim.engines.mlc.attention import exp2
+from agentsim.engines.mlc.attention import exp2, replace_kernels
 
 LOG2E = math.log2(math.e)
 NEG = -5e4
 
 
-def _kernels(h_kv: int, h_q: int, d: int, page: int, window: int) -> dict[str, Any]:
+def _kernels(
+    h_kv: int, h_q: int, d: int, page: int, window: int, softcap: float = 0.0
+) -> dict[str, Any]:
     group = h_q // h_kv
+    cap2 = float(softcap) * LOG2E  # soft-capping on the log2-scaled score (see attention.py)
+    capped = softcap > 0
 
     @T.macro  # type: ignore[untyped-decorator]
     def attend(
@@ -66,6 +70,8 @@ def _kernels(h_kv: int, h_q: int, d: int, page: int, window: int) -> dict[str, A
                     st[g, 2] = T.float32(0)
                     for i in T.serial(d):
                         st[g, 2] = st[g, 2] + qv[g, i] * pages[pg, 0, hk, po, i]
+                    if capped:
+                        st[g, 2] = T.float32(cap2) * T.tanh(st[g, 2] / T.float32(cap2))
                     st[g, 3] = T.max(st[g, 0], st[g, 2])
                     st[g, 4] = exp2(st[g, 0] - st[g, 3])
                     st[g, 1] = st[g, 1] * st[g, 4]
@@ -213,13 +219,9 @@ def _kernels(h_kv: int, h_q: int, d: int, page: int, window: int) -> dict[str, A
     }
 
 
-def install(mod: Any, h_kv: int, h_q: int, d: int, window: int, page: int = 16) -> Any:
-    """Replace TVM's sliding-window CPU attention kernels in ``mod`` with the ones above."""
-    for name, func in _kernels(h_kv, h_q, d, page, window).items():
-        gv = mod.get_global_var(name)
-        old = mod[gv]
-        new = func.with_attr("tirx.is_scheduled", True)
-        if old.attrs is not None and "global_symbol" in old.attrs:
-            new = new.with_attr("global_symbol", old.attrs["global_symbol"])
-        mod.update_func(gv, new)
-    return mod
+def install(
+    mod: Any, h_kv: int, h_q: int, d: int, window: int, page: int = 16, *, softcap: float = 0.0
+) -> Any:
+    """Replace TVM's sliding-window CPU attention kernels in ``mod`` with the ones above
+    (``softcap`` > 0: scores soft-capped as Gemma 2's are)."""
+    return replace_kernels(mod, _kernels(h_kv, h_q, d, page, window, softcap))

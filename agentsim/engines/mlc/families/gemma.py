@@ -4,9 +4,8 @@ Common to all: embeddings scaled by ``sqrt(hidden)``, GeGLU with tanh GELU, tied
 rotate-half RoPE, RMSNorm weights used as stored (the converter adds Gemma's ``+1``).
 - ``gemma2``: norms after attention and FFN too; logits soft-capped
   (``final_logit_softcapping``, default 30); every other layer (pattern 2, layer 0 first)
-  attends within ``attention.sliding_window`` (default 4096). Its attention soft-capping
-  (``attn_logit_softcapping``) is read but not applied: the cache's attention kernels have
-  no such step (see ``ModelConfig.attn_softcap``).
+  attends within ``attention.sliding_window`` (default 4096); attention scores soft-capped
+  (``attn_logit_softcapping``, default 50) inside the CPU attention kernels.
 - ``gemma3``: as gemma2 plus per-head Q/K RMSNorm; 5 sliding layers per global one
   (``attention.sliding_window_pattern``, default 6); local layers use RoPE base
   ``rope.freq_base_swa`` (default 10000) without scaling, global ones ``rope.freq_base``
