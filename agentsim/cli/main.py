@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Protocol
 
@@ -96,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         args_list = ["run", *args_list]
     selected = args_list[0] if args_list and args_list[0] in COMMANDS else None
     args = _parser(selected).parse_args(args_list)
+    if args.command != "agent":
+        # Set by an agent's runtime-only TVM (engines/mlc/tvm_api.py) and inherited by what it
+        # starts; any other command may need TVM's compiler (models check, builds).
+        os.environ.pop("TVM_USE_RUNTIME_LIB", None)
     try:
         return _command(args.command).main(args)
     except Exception as exc:

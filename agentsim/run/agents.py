@@ -48,6 +48,8 @@ class AgentState:
         self.exited = trio.Event()
         self.busy = False
         self.beat_at = 0.0
+        #: what the agent reported when its engine or tools failed to load
+        self.load_error = ""
 
 
 class Roster:
@@ -115,6 +117,7 @@ class Roster:
         if state is None or state.ready is not None:
             return False
         self.journal.write("agent_load_failed", agent=env.src, detail=detail)
+        state.load_error = detail
         state.alive = False
         state.ready_event.set()
         return True
@@ -222,6 +225,14 @@ class Roster:
                         else ""
                     )
                 )
+            said = self.states[name].load_error  # reported before it exited; its log may lag
+            if said:
+                what = (
+                    f"tools failed to load: {said[7:]}"
+                    if said.startswith("tools: ")
+                    else (f"engine failed to load: {said}")
+                )
+                raise RunError(f"agent {name} never became ready ({what})")
             tail = self.folder.log_tail(name)
             raise RunError(
                 f"agent {name} never became ready ({why} after {timeout:g}s limit){tail}"
