@@ -122,6 +122,10 @@ def execute(
         reporter=write_reports,
         faults=faults,
     )
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started as a background job of a script (SIGINT ignored from birth): Ctrl-C / kill
+        # -INT must still stop the run cleanly rather than be lost
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with progress:
             summary = trio.run(_until_signalled, made.run)

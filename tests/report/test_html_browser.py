@@ -69,12 +69,15 @@ class Cdp:
             " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
         )
         assert box is not None, f"no element {selector}"
-        # The point must land on the element itself (not on the panel or a neighbour).
+        # The point must land on the element or its own row (not on the panel or a neighbour).
         hit = self.js(
             f"(() => {{ const h = document.elementFromPoint({box['x']}, {box['y']});"
-            f" const e = document.querySelector({sel}); return !!h && (h === e || e.contains(h)); }})()"
+            f" const e = document.querySelector({sel}); const row = e.closest('g') || e;"
+            " return (!!h && (h === e || row.contains(h))) ? '' :"
+            " (h ? h.tagName + '.' + h.getAttribute('class') + ' in ' +"
+            " (h.parentNode.id || h.parentNode.tagName) : 'nothing'); })()"
         )
-        assert hit, f"{selector} is covered at {box}"
+        assert not hit, f"{selector} is covered at {box} by {hit}"
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             self.call(
                 "Input.dispatchMouseEvent",
