@@ -9,8 +9,13 @@ wait for the watcher to report a change. No busy polling and no threads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import trio
 import zmq
+
+_T = TypeVar("_T")
 
 # Plain ints: pyzmq's enum flags cost a measurable share of the per-message time.
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -119,17 +124,7 @@ class TrioSocket:
 
     async def recv_batch(self, limit: int = 256) -> list[list[bytes]]:
         """Wait for at least one message, then take every one already queued (up to ``limit``)."""
-        batch: list[list[bytes]] = []
-        while True:
-            try:
-                while len(batch) < limit:
-                    batch.append(self._recv())
-            except zmq.Again:
-                pass
-            if batch:
-                self._poke()
-                return batch
-            await self._wait(zmq.POLLIN)
+        return await self._batch(self._recv, limit)
 
     def recv_ready(self, *, user: bool = False) -> list[tuple[list[bytes], bytes]]:
         """Every message already queued, without waiting (with its ``User-Id`` if ``user``)."""
@@ -145,11 +140,14 @@ class TrioSocket:
 
     async def recv_batch_user(self, limit: int = 256) -> list[tuple[list[bytes], bytes]]:
         """``recv_batch`` with each message's authenticated ``User-Id`` (see ``_recv_user``)."""
-        batch: list[tuple[list[bytes], bytes]] = []
+        return await self._batch(self._recv_user, limit)
+
+    async def _batch(self, take: Callable[[], _T], limit: int) -> list[_T]:
+        batch: list[_T] = []
         while True:
             try:
                 while len(batch) < limit:
-                    batch.append(self._recv_user())
+                    batch.append(take())
             except zmq.Again:
                 pass
             if batch:
