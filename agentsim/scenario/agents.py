@@ -3,6 +3,7 @@ tools — everything an agent would otherwise fail on at start-up ("never became
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,13 @@ def known_models() -> list[str]:
     return list(MODELS)
 
 
+#: engines whose Python package is an optional extra: (module, how to install it)
+_ENGINE_PACKAGES = {
+    "llamacpp": ("llama_cpp", 'llama-cpp-python (pip install "agentsim[llamacpp]")'),
+    "mlc-llm": ("mlc_llm", "the official mlc_llm package (see https://llm.mlc.ai)"),
+}
+
+
 def check_agent(
     name: str, spec: AgentSpec, raw: dict[str, Any], text: str, where: str, base: Path
 ) -> None:
@@ -50,6 +58,9 @@ def check_agent(
 
     if spec.engine not in ENGINE_NAMES:
         fail(["engine"], f"must be one of {', '.join(ENGINE_NAMES)}", spec.engine)
+    package, install = _ENGINE_PACKAGES.get(spec.engine, ("", ""))
+    if package and not spec.remote and importlib.util.find_spec(package) is None:
+        fail(["engine"], f"needs {install}, which is not installed", spec.engine)
     if spec.engine in MODEL_FILE_ENGINES and not spec.remote:
         model = spec.model
         if model.endswith(".gguf"):

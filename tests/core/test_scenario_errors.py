@@ -84,6 +84,12 @@ CASES = [
         "got 'nope.py:f' ({f}:3)",
     ),
     (
+        "engine_extra_missing",  # the official mlc_llm package is never installed here
+        '[agents.a]\nengine = "mlc-llm"\n',
+        "agents.a.engine needs the official mlc_llm package (see https://llm.mlc.ai), which is "
+        "not installed, got 'mlc-llm' ({f}:2)",
+    ),
+    (
         "unknown_model",
         '[agents.a]\nengine = "mlc"\nmodel = "llama-70b"\n',
         "agents.a.model must be a known model (smollm2-135m-instruct, gemma3-270m; see `agentsim models "
