@@ -13,6 +13,7 @@ each agent reads its own copy, as before). The N-th agent's USS is compared with
 lone agent of the baseline.
 
     python bench/scale.py scripted [--sizes 16,256,1024] [--local-sizes 16,256] [--tasks 10]
+                                   [--panel 16]
     python bench/scale.py model [--sizes 1,4,8]
     python bench/scale.py all
     python bench/scale.py --launcher ray [--sizes 16,64]   (3 Ray nodes vs local: scale_ray.py)
@@ -118,8 +119,14 @@ def run_scenario(text: str, tag: str, *, cpu_until: int = 0) -> dict[str, Any]:
     tail: _Tail | None = None
     pids: dict[str, int] = {}
     done = 0
+
+    def agents_cpu() -> float:
+        """All agents' CPU seconds, NaN if one has exited (a sum missing some is no figure)."""
+        got = [_cpu_s(p) for p in pids.values()]
+        return float("nan") if any(g is None for g in got) else sum(g or 0.0 for g in got)
+
     while proc.poll() is None:
-        time.sleep(0.1)
+        time.sleep(0.02)
         if tail is None:
             runs = list((tmp / "runs").glob("*")) if (tmp / "runs").exists() else []
             tail = _Tail(runs[0] / "journal.jsonl") if runs else None
@@ -130,7 +137,7 @@ def run_scenario(text: str, tag: str, *, cpu_until: int = 0) -> dict[str, Any]:
             elif r["event"] == "task_result":
                 done += 1
         if done >= 1 and not mem:
-            cpu.append((done, sum(_cpu_s(p) or 0.0 for p in pids.values()), _cpu_s(proc.pid) or 0))
+            cpu.append((done, agents_cpu(), _cpu_s(proc.pid) or 0))
             for name, pid in pids.items():
                 m = _smaps(pid)
                 if m is not None:
@@ -139,7 +146,7 @@ def run_scenario(text: str, tag: str, *, cpu_until: int = 0) -> dict[str, Any]:
             others = [c for c in _children(proc.pid) if c not in set(pids.values())]
             server = _smaps(others[0]) if others else None
         elif cpu_until and len(cpu) == 1 and done >= cpu_until:
-            cpu.append((done, sum(_cpu_s(p) or 0.0 for p in pids.values()), _cpu_s(proc.pid) or 0))
+            cpu.append((done, agents_cpu(), _cpu_s(proc.pid) or 0))
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"{tag}: run failed ({proc.returncode}): {err.decode()[-2000:]}")
@@ -166,20 +173,33 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 # ----- scripted agents ---------------------------------------------------------------------
-def scripted_row(n: int, tasks: int, launcher: str) -> dict[str, Any]:
+GSM8K_TASKS = 1319
+
+
+def scripted_row(
+    n: int, tasks: int, launcher: str, panel: int = 0, asks: int = 0
+) -> dict[str, Any]:
+    """``panel`` > 0: each task asks ``panel`` agents drawn from all N (vote's ``panel``
+    option: the same load at every size, so what N connected agents cost an ask shows);
+    0: every agent answers every task. At least ``asks`` asks: more tasks where N is small
+    (a run of a few hundred asks is over before its processes can be read)."""
+    voters = min(panel, n) if panel else n
+    tasks = min(GSM8K_TASKS, max(tasks, -(-asks // voters)))
     text = f'[run]\nname = "scale{n}"\nlauncher = "{launcher}"\nheartbeat_s = 2.0\n'
     text += "ready_timeout_s = 900\nstats_s = 1.0\n"
     text += f'[tasks]\nsuite = "gsm8k"\nlimit = {tasks}\n'
     for i in range(n):
         text += f'[agents.a{i}]\nengine = "scripted"\noptions = {{ table = "gsm8k", error_rate = 0.3 }}\n'
     text += '[protocol]\nkind = "vote"\ndeadline_s = 60\n'
-    out = run_scenario(text, f"{launcher}{n}", cpu_until=max(2, tasks - 2))
+    if panel:
+        text += f"options = {{ panel = {voters} }}\n"
+    out = run_scenario(text, f"{launcher}{n}", cpu_until=max(2, tasks // 2))
     recs = out["recs"]
     ready_t = next(r["t"] for r in recs if r["event"] == "all_ready")
     agent_us = runner_us = float("nan")
     if len(out["cpu"]) == 2:
         (d0, a0, r0), (d1, a1, r1) = out["cpu"]
-        asks = max(1, (d1 - d0) * n)
+        asks = max(1, (d1 - d0) * voters)
         agent_us, runner_us = 1e6 * (a1 - a0) / asks, 1e6 * (r1 - r0) / asks
     starts = [r["t"] for r in recs if r["event"] == "task_start"]
     ends = [r["t"] for r in recs if r["event"] == "task_result"]
@@ -190,6 +210,9 @@ def scripted_row(n: int, tasks: int, launcher: str) -> dict[str, Any]:
     return {
         "launcher": launcher,
         "agents": n,
+        "voters": voters,
+        "tasks": tasks,
+        "panel": panel,
         "startup_s": ready_t,
         "msgs_per_s": msgs / max(1e-9, ends[-1] - starts[0]),
         "p50_ms": _pct(lat, 0.5),
@@ -205,35 +228,47 @@ def scripted_row(n: int, tasks: int, launcher: str) -> dict[str, Any]:
     }
 
 
-def bench_scripted(sizes: list[int], local_sizes: list[int], tasks: int) -> None:
+def bench_scripted(
+    sizes: list[int], local_sizes: list[int], tasks: int, panel: int, asks: int
+) -> None:
     rows: list[dict[str, Any]] = []
     load0 = os.getloadavg()[0]
     for n in sizes:
-        rows.append(scripted_row(n, tasks, "forkserver"))
+        rows.append(scripted_row(n, tasks, "forkserver", asks=asks))
         if n in local_sizes:
-            rows.append(scripted_row(n, tasks, "local"))
+            rows.append(scripted_row(n, tasks, "local", asks=asks))
+        if panel:
+            rows.append(scripted_row(n, tasks, "forkserver", panel, asks=asks))
+    cores = os.cpu_count() or 1
+    print(f"\nscale: scripted agents voting on GSM8K tasks (at least {tasks}, {asks} asks)")
     print(
-        f"\nscale: scripted agents voting on {tasks} GSM8K tasks (every agent answers every task)"
+        f"host: {cores} cores; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
     )
     print(
-        f"host: {os.cpu_count()} cores; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+        "voters = all: every agent answers every task (a broadcast of N asks at once); "
+        f"voters = {panel}: each task asks {panel} agents drawn from the N (vote's panel option), "
+        "the same load at every size: what N connected agents themselves cost an ask"
     )
     print(
-        "| launcher | agents | start-up s | × local | msgs/s | ask p50 ms | ask p99 ms "
-        "| × smallest p99 | CPU µs/ask agents | CPU µs/ask runner | PSS/agent MB | USS/agent MB "
-        "| RSS/agent MB | fleet PSS GB (agents read) | runner RSS MB |"
+        "| launcher | agents | voters | tasks | start-up s | × local | msgs/s | ask p50 ms | ask p99 ms "
+        "| × smallest p99 | CPU µs/ask agents | CPU µs/ask runner | CPU bound of last reply ms "
+        "| PSS/agent MB | USS/agent MB | RSS/agent MB | fleet PSS GB (agents read) | runner RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         local = next(
             (x for x in rows if x["launcher"] == "local" and x["agents"] == r["agents"]), None
         )
-        base = next(x for x in rows if x["launcher"] == r["launcher"])
-        vs_local = f"{r['startup_s'] / local['startup_s']:.2f}" if local else "—"
+        base = next(x for x in rows if (x["launcher"], x["panel"]) == (r["launcher"], r["panel"]))
+        vs_local = f"{r['startup_s'] / local['startup_s']:.2f}" if local and not r["panel"] else "—"
+        # a broadcast's last reply cannot come before all its asks' CPU is spent on the cores
+        bound = r["voters"] * (r["agent_cpu_us"] + r["runner_cpu_us"]) / cores / 1000
         print(
-            f"| {r['launcher']} | {r['agents']} | {r['startup_s']:.1f} | {vs_local} "
+            f"| {r['launcher']} | {r['agents']} | {r['voters'] if r['panel'] else 'all'} | {r['tasks']} "
+            f"| {r['startup_s']:.1f} | {vs_local} "
             f"| {r['msgs_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-            f"| {r['p99_ms'] / base['p99_ms']:.2f} | {r['agent_cpu_us']:.0f} | {r['runner_cpu_us']:.0f} "
+            f"| {r['p99_ms'] / base['p99_ms']:.2f} | {r['agent_cpu_us']:.0f} "
+            f"| {r['runner_cpu_us']:.0f} | {bound:.1f} "
             f"| {r['pss']:.1f} | {r['uss']:.1f} "
             f"| {r['rss']:.1f} | {r['fleet_pss_mb'] / 1024:.2f} ({r['sampled']}) "
             f"| {r['runner_rss_mb']:.0f} |"
@@ -299,6 +334,10 @@ def main() -> None:
         "--local-sizes", default="16,256", help="sizes also run with the local launcher"
     )
     ap.add_argument("--tasks", type=int, default=10)
+    ap.add_argument("--asks", type=int, default=4096, help="at least this many asks per row")
+    ap.add_argument(
+        "--panel", type=int, default=16, help="also rows where only this many agents vote (0: none)"
+    )
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--nice", type=int, default=10, help="niceness for the run (shared machines)")
     ap.add_argument(
@@ -319,7 +358,7 @@ def main() -> None:
     local = [int(x) for x in a.local_sizes.split(",") if x]
     if a.what in ("scripted", "all"):
         sizes = [int(x) for x in (a.sizes or "16,256,1024").split(",")]
-        bench_scripted(sizes, local, a.tasks)
+        bench_scripted(sizes, local, a.tasks, a.panel, a.asks)
     if a.what in ("model", "all"):
         sizes = [int(x) for x in (a.sizes if a.what == "model" and a.sizes else "1,4,8").split(",")]
         bench_model(sizes, a.model)
