@@ -174,6 +174,8 @@ def _pct(xs: list[float], q: float) -> float:
 
 # ----- scripted agents ---------------------------------------------------------------------
 GSM8K_TASKS = 1319
+#: ``run.heartbeat_s`` of the scripted runs (``--heartbeat``)
+HEARTBEAT_S = 2.0
 
 
 def scripted_row(
@@ -185,7 +187,7 @@ def scripted_row(
     (a run of a few hundred asks is over before its processes can be read)."""
     voters = min(panel, n) if panel else n
     tasks = min(GSM8K_TASKS, max(tasks, -(-asks // voters)))
-    text = f'[run]\nname = "scale{n}"\nlauncher = "{launcher}"\nheartbeat_s = 2.0\n'
+    text = f'[run]\nname = "scale{n}"\nlauncher = "{launcher}"\nheartbeat_s = {HEARTBEAT_S}\n'
     text += "ready_timeout_s = 900\nstats_s = 1.0\n"
     text += f'[tasks]\nsuite = "gsm8k"\nlimit = {tasks}\n'
     for i in range(n):
@@ -335,6 +337,7 @@ def main() -> None:
     )
     ap.add_argument("--tasks", type=int, default=10)
     ap.add_argument("--asks", type=int, default=4096, help="at least this many asks per row")
+    ap.add_argument("--heartbeat", type=float, default=2.0, help="run.heartbeat_s (scripted)")
     ap.add_argument(
         "--panel", type=int, default=16, help="also rows where only this many agents vote (0: none)"
     )
@@ -355,6 +358,8 @@ def main() -> None:
 
         ray_main([int(n) for n in (a.sizes or "16,64").split(",")], a.tasks)
         return
+    global HEARTBEAT_S
+    HEARTBEAT_S = a.heartbeat
     local = [int(x) for x in a.local_sizes.split(",") if x]
     if a.what in ("scripted", "all"):
         sizes = [int(x) for x in (a.sizes or "16,256,1024").split(",")]

@@ -124,4 +124,22 @@ class Scenario(_Table, frozen=True):
 
     def agent_seed(self, name: str) -> int:
         """The seed of one agent: derived from ``run.seed`` and its place in ``[agents]``."""
-        return (self.run.seed * 1_000_003 + list(self.agents).index(name)) % (2**31)
+        return (self.run.seed * 1_000_003 + _place(self.agents, name)) % (2**31)
+
+
+#: id of an ``[agents]`` table -> (that table, name -> place): the seed of every ask needs
+#: the place, and a list search per ask grows with the fleet (the table is kept alive here,
+#: so its id cannot be reused while it is cached).
+_PLACES: dict[int, tuple[dict[str, Any], dict[str, int]]] = {}
+
+
+def _place(agents: dict[str, Any], name: str) -> int:
+    hit = _PLACES.get(id(agents))
+    if hit is None or hit[0] is not agents:
+        if len(_PLACES) >= 64:
+            _PLACES.clear()
+        hit = _PLACES[id(agents)] = (agents, {n: i for i, n in enumerate(agents)})
+    try:
+        return hit[1][name]
+    except KeyError:
+        raise ValueError(f"{name!r} is not an agent of this scenario") from None
