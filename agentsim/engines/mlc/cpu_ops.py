@@ -83,8 +83,31 @@ class ScheduleCpuOps:
         return mod
 
 
+@tvm.transform.module_pass(opt_level=0, name="MarkNoAlias")
+class MarkNoAlias:
+    """Module pass: mark every PrimFunc ``tirx.noalias`` (its buffer arguments never overlap).
+
+    TVM 0.27's LLVM codegen lets one function without ``tirx.noalias`` (the KV cache's
+    ``merge_state_inplace_cpu``, ``shape_func``, tree attention ...) put the buffers of
+    *other* functions of the module into its "may alias" TBAA set. The matmul kernels'
+    register accumulators then go back to memory after every FMA: 2.6x slower prefill
+    GEMMs than the same kernel compiled alone. Every function here gets distinct tensors
+    (Relax's destination-passing outputs, the KV cache's own buffers), so the attribute
+    states what is true.
+    """
+
+    def transform_module(self, mod: Any, _ctx: Any) -> Any:
+        for gv, func in list(mod.functions_items()):
+            if isinstance(func, tirx.PrimFunc) and not (
+                func.attrs is not None and func.attrs.get("tirx.noalias")
+            ):
+                mod.update_func(gv, func.with_attr("tirx.noalias", True))
+        return mod
+
+
 def pipeline(target: Any) -> Any:
-    """TVM's default CPU pipeline with ``ScheduleCpuOps`` after operator fusion."""
+    """TVM's default CPU pipeline with ``ScheduleCpuOps`` after operator fusion and
+    ``MarkNoAlias`` at the end."""
     from tvm.relax.backend import cpu_generic
 
     cpu = cpu_generic.pipeline
@@ -98,6 +121,7 @@ def pipeline(target: Any) -> Any:
                 + [ScheduleCpuOps(target)]
                 + cpu.dataflow_lower_passes(target)
                 + cpu.finalize_passes(target)
+                + [MarkNoAlias()]
             )
             return seq(mod)
 
