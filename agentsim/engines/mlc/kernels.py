@@ -10,6 +10,7 @@ the same three schedules; only the dequantisation expression differs.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tvm import te, tirx
@@ -18,7 +19,16 @@ from tvm.s_tir import Schedule
 from agentsim.engines.mlc.dequant import Dequant
 from agentsim.engines.mlc.quants import BLOCK, FORMATS, QuantLayout, lanes_for
 
-__all__ = ["BLOCK", "QUANTS", "TOKEN_TILE", "QuantLayout", "embed_func", "lanes_for", "matmul_func"]
+__all__ = [
+    "BLOCK",
+    "QUANTS",
+    "TOKEN_TILE",
+    "QuantLayout",
+    "embed_func",
+    "gated_act",
+    "lanes_for",
+    "matmul_func",
+]
 
 QUANTS = tuple(FORMATS)
 #: tokens of a prefill register tile by lanes per row group: tile x lanes/16 accumulator
@@ -257,6 +267,45 @@ def embed_func(layout: QuantLayout, target_kind: str = "llvm") -> Any:
     t, _ = sch.get_loops(sch.get_sblock("embed"))
     sch.parallel(t)
     return _private(sch.mod["main"])
+
+
+def _exp2(z: Any) -> Any:
+    """``2**z`` as plain arithmetic (vectorises; ``exp``/``tanh`` become scalar libm calls).
+
+    ``z = n + f``, ``|f| <= 0.5``: degree-6 Taylor polynomial of ``2**f`` (relative error
+    < 1e-7) times ``2**n`` built in the exponent bits; ``z`` clamped to +-125.
+    """
+    z = tirx.max(tirx.min(z, _f32(125.0)), _f32(-125.0))
+    n = tirx.floor(z + _f32(0.5))
+    f = (z - n) * _f32(math.log(2.0))
+    p = _f32(1.0 / 720)
+    for c in (1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0):
+        p = p * f + _f32(c)
+    bits = (n.astype("int32") + tirx.const(127, "int32")) << tirx.const(23, "int32")
+    return p * tirx.reinterpret("float32", bits)
+
+
+def _f32(v: float) -> Any:
+    return tirx.const(v, "float32")
+
+
+def gated_act(gate: te.Tensor, up: te.Tensor, activation: str, width: int) -> te.Tensor:
+    """``act(gate[..., :width]) * up[..., -width:]`` for SwiGLU (``silu``) and GeGLU
+    (``gelu_tanh``), both as ``x * sigmoid(a x + b x^3)`` through ``_exp2``:
+    ``gelu_tanh(x) = 0.5 x (1 + tanh(u)) = x * sigmoid(2u)``. ``gate`` and ``up`` may be
+    one fused ``[..., 2 * width]`` tensor."""
+    lead = list(gate.shape[:-1])
+    uoff = up.shape[-1] - width
+    k = 2.0 * math.sqrt(2.0 / math.pi)  # 2u = k (x + 0.044715 x^3)
+
+    def val(*idx: Any) -> Any:
+        *head, j = idx
+        x = gate[(*head, j)]
+        z = x * (_f32(k) + _f32(k * 0.044715) * x * x) if activation == "gelu_tanh" else x
+        sig = _f32(1.0) / (_f32(1.0) + _exp2(-z * _f32(math.log2(math.e))))
+        return x * sig * up[(*head, j + uoff)]
+
+    return te.compute((*lead, width), val, name="act")
 
 
 def _private(func: Any) -> Any:

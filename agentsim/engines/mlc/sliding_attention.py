@@ -12,7 +12,8 @@ window in its first page, sink length) and the position of the chunk's first key
 (``k_rope_pos_offset``); the new tokens' own keys come from the ragged kernel, which is
 exact as long as a prefill chunk holds at most ``window`` tokens (``Runtime`` enforces it).
 Jobs are (query row, KV head) pairs in parallel; all query heads of a KV head share each
-key/value load; the head dimension is vectorised.
+key/value load; the head dimension is vectorised (q.k as SIMD partial sums, as in
+``attention.py``), and the running sum is rescaled only when the running maximum grows.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def _kernels(
     group = h_q // h_kv
     cap2 = float(softcap) * LOG2E  # soft-capping on the log2-scaled score (see attention.py)
     capped = softcap > 0
+    vec = math.gcd(d, 16)  # SIMD width of the q.k dot products (AVX-512: 16 floats)
 
     @T.macro  # type: ignore[untyped-decorator]
     def attend(
@@ -56,6 +58,7 @@ def _kernels(
             qv = T.sblock_alloc_buffer((group, d), "float32")
             acc = T.sblock_alloc_buffer((group, d), "float32")
             st = T.sblock_alloc_buffer((group, 5), "float32")  # m, l, dot, new m, p
+            part = T.sblock_alloc_buffer((group, vec), "float32")
             for g in T.serial(group):
                 for i in T.vectorized(d):
                     qv[g, i] = qbuf[q_row, hk * group + g, i] * sm_scale * LOG2E
@@ -66,17 +69,38 @@ def _kernels(
                 so: T.let[T.int32] = start + j + offset
                 pg: T.let[T.int32] = page_values[p0 + so // page]
                 po: T.let[T.int32] = so % page
+                # q.k for all heads of the group as SIMD vectors (each key chunk loaded
+                # once), then a tree of halving adds
                 for g in T.serial(group):
-                    st[g, 2] = T.float32(0)
-                    for i in T.serial(d):
-                        st[g, 2] = st[g, 2] + qv[g, i] * pages[pg, 0, hk, po, i]
+                    for v in T.vectorized(vec):
+                        part[g, v] = T.float32(0)
+                for c in T.unroll(d // vec):
+                    for g in T.unroll(group):
+                        for v in T.vectorized(vec):
+                            part[g, v] = (
+                                part[g, v] + qv[g, c * vec + v] * pages[pg, 0, hk, po, c * vec + v]
+                            )
+                for g in T.serial(group):
+                    if vec >= 16:
+                        for v in T.vectorized(8):
+                            part[g, v] = part[g, v] + part[g, v + 8]
+                    if vec >= 8:
+                        for v in T.vectorized(4):
+                            part[g, v] = part[g, v] + part[g, v + 4]
+                    if vec >= 4:
+                        for v in T.vectorized(2):
+                            part[g, v] = part[g, v] + part[g, v + 2]
+                    if vec >= 2:
+                        part[g, 0] = part[g, 0] + part[g, 1]
+                    st[g, 2] = part[g, 0]
                     if capped:
                         st[g, 2] = T.float32(cap2) * T.tanh(st[g, 2] / T.float32(cap2))
                     st[g, 3] = T.max(st[g, 0], st[g, 2])
-                    st[g, 4] = exp2(st[g, 0] - st[g, 3])
-                    st[g, 1] = st[g, 1] * st[g, 4]
-                    for i in T.vectorized(d):
-                        acc[g, i] = acc[g, i] * st[g, 4]
+                    if st[g, 2] > st[g, 0]:  # a new running maximum: rescale what is summed
+                        st[g, 4] = exp2(st[g, 0] - st[g, 3])
+                        st[g, 1] = st[g, 1] * st[g, 4]
+                        for i in T.vectorized(d):
+                            acc[g, i] = acc[g, i] * st[g, 4]
                     st[g, 4] = exp2(st[g, 2] - st[g, 3])
                     st[g, 1] = st[g, 1] + st[g, 4]
                     for i in T.vectorized(d):

@@ -18,7 +18,7 @@ from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
 
 from agentsim.engines.mlc.config import ModelConfig
-from agentsim.engines.mlc.kernels import QuantLayout, embed_func, matmul_func
+from agentsim.engines.mlc.kernels import QuantLayout, embed_func, gated_act, matmul_func
 
 
 class QLinear(nn.Module):  # type: ignore[misc]
@@ -175,16 +175,18 @@ class GatedMLP(nn.Module):  # type: ignore[misc]
         self.down = QLinear(h, f, quants[p + "down"], False, target_kind)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.cfg.fused_gate_up:
-            gate, up = op.split(self.gate_up(x), 2, axis=-1)
+        act, f = self.cfg.activation, self.cfg.intermediate_size
+        if act not in ("silu", "gelu_tanh"):
+            raise ValueError(f"unknown activation {act!r}")
+        name = "silu_mul" if act == "silu" else "gelu_mul"
+        if self.cfg.fused_gate_up:  # one [.., 2f] tensor: gate first, then up
+            gu = self.gate_up(x)
+            h = op.tensor_expr_op(lambda t: gated_act(t, t, act, f), name, [gu])
         else:
-            gate, up = self.gate(x), self.up(x)
-        act = (
-            op.gelu(gate, approximate="tanh")
-            if self.cfg.activation == "gelu_tanh"
-            else op.silu(gate)
-        )
-        return self.down(act * up)
+            h = op.tensor_expr_op(
+                lambda g, u: gated_act(g, u, act, f), name, [self.gate(x), self.up(x)]
+            )
+        return self.down(h)
 
 
 class CausalLM(nn.Module):  # type: ignore[misc]
