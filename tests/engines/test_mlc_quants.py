@@ -99,6 +99,11 @@ def test_kernels_match_gguf_dequantize(qtype: str) -> None:
     _check_kernels(qtype, 104, seed=len(qtype) * 7 + sum(map(ord, qtype)))
 
 
+@pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1", "Q8_0"])
+def test_kernels_in_groups_of_64_rows(qtype: str) -> None:
+    _check_kernels(qtype, 192, seed=5)  # 3 groups of 64 lanes: gemv_prefetch's kernels
+
+
 @pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q5_0", "IQ4_XS"])
 def test_kernels_with_an_odd_row_count(qtype: str) -> None:
     _check_kernels(qtype, 3, seed=11)  # one row per group: no SIMD lanes at all

@@ -16,6 +16,7 @@ from typing import Any
 from tvm import te, tirx
 from tvm.s_tir import Schedule
 
+from agentsim.engines.mlc import gemv_prefetch
 from agentsim.engines.mlc.dequant import Dequant
 from agentsim.engines.mlc.quants import BLOCK, FORMATS, QuantLayout, lanes_for
 
@@ -56,8 +57,9 @@ def matmul_func(
 ) -> Any:
     """``y[n, G, lanes] = x[n, K] @ W.T``; ``tokens`` None means a symbolic token count.
 
-    CPU schedule: parallel over row groups. Decode (1 token) uses ``_gemv_block_scaled``
-    (or, with ``block_scaled=False``, dequantises inside the vectorised inner loop). Prefill
+    CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_prefetch`` for
+    Q4_0/Q4_1/Q8_0 in groups of 64 rows, else ``_gemv_block_scaled`` (or, with
+    ``block_scaled=False``, dequantises inside the vectorised inner loop). Prefill
     dequantises a group's ``[K, lanes]`` panel once for all tokens (``dequant_per_group``)
     and accumulates ``tile`` tokens x ``lanes`` rows in registers (``local_acc``; ``tile``
     defaults by lanes, ``TOKEN_TILES``).
@@ -66,6 +68,8 @@ def matmul_func(
     """
     if target_kind != "llvm":
         return _gpu_matmul(layout, tokens)
+    if block_scaled and tokens == 1 and gemv_prefetch.supports(layout):
+        return gemv_prefetch.gemv(layout)
     if block_scaled and tokens == 1 and not layout.format.is_float:
         return _gemv_block_scaled(layout)
     if tokens != 1:
