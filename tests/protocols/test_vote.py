@@ -66,3 +66,13 @@ def test_no_panel_asks_everyone(sim: Callable[..., Any]) -> None:
 def test_a_bad_panel_names_the_option(panel: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Vote(scenario_from_toml(scenario(4, extra=f"options = {{ panel = {panel} }}\n")))
+
+
+def test_a_panel_with_real_agent_processes(cli: Callable[[str], Any]) -> None:
+    run = cli(scenario(5, limit=4, extra="options = { panel = 2 }\n"))
+    asked = voters(run)
+    assert len(asked) == 4 and all(len(v) == 2 == len(set(v)) for v in asked.values())
+    assert run.summary["tasks_done"] == 4 and run.summary["accuracy"] == 1.0
+    # every agent is a live process of its own, picked or not
+    pids = {r["agent"]: r["pid"] for r in run.recs if r["event"] == "agent_ready"}
+    assert set(pids) == {f"a{i}" for i in range(5)} and len(set(pids.values())) == 5
