@@ -57,9 +57,8 @@ def matmul_func(
 ) -> Any:
     """``y[n, G, lanes] = x[n, K] @ W.T``; ``tokens`` None means a symbolic token count.
 
-    CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_prefetch`` in
-    groups of 64 rows (``gemv`` for Q4_0/Q4_1/Q8_0, ``gemv_any`` for the other block
-    formats), else ``_gemv_block_scaled`` (or, with
+    CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_prefetch`` for
+    the block formats in groups of 64 rows, else ``_gemv_block_scaled`` (or, with
     ``block_scaled=False``, dequantises inside the vectorised inner loop). Prefill
     dequantises a group's ``[K, lanes]`` panel once for all tokens (``dequant_per_group``)
     and accumulates ``tile`` tokens x ``lanes`` rows in registers (``local_acc``; ``tile``
@@ -71,8 +70,6 @@ def matmul_func(
         return _gpu_matmul(layout, tokens)
     if block_scaled and tokens == 1 and gemv_prefetch.supports(layout):
         return gemv_prefetch.gemv(layout)
-    if block_scaled and tokens == 1 and gemv_prefetch.supports_any(layout):
-        return gemv_prefetch.gemv_any(layout)
     if block_scaled and tokens == 1 and not layout.format.is_float:
         return _gemv_block_scaled(layout)
     if tokens != 1:
