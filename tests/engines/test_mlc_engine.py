@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +135,41 @@ def test_constrained_decoding_follows_the_json_schema(tiny_ggufs: dict[str, Path
     assert set(obj) == {"answer", "ok"}
     assert isinstance(obj["ok"], bool)
     assert len(obj["answer"]) <= 4
+
+
+_DECODE_UNDER_STRACE = r"""
+import sys
+from pathlib import Path
+from agentsim.engines.mlc.runtime import Runtime
+rt = Runtime(Path(sys.argv[1]), 1, context_length=64)
+logits = rt.prefill([1, 2, 3])
+for _ in range(20):
+    logits = rt.decode(int(logits.argmax()))
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_decode_does_not_ask_the_os_for_the_core_count_per_kernel(
+    tiny_artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    # Without TVM_NUM_THREADS every parallel kernel made glibc open /sys/.../cpu/online
+    # (TVM's MaxConcurrency -> std::thread::hardware_concurrency): hundreds per token.
+    env = {k: v for k, v in os.environ.items() if k not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")}
+    log = tmp_path / "strace.log"
+    art = tiny_artifacts["llama-q4_1-tied"]
+    cmd = ["strace", "-f", "-e", "trace=openat", "-o", str(log), sys.executable, "-c"]
+    subprocess.run([*cmd, _DECODE_UNDER_STRACE, str(art)], env=env, check=True, timeout=300)
+    opens = log.read_text().count("/sys/devices/system/cpu/online")
+    assert opens < 10, f"{opens} opens of /sys/devices/system/cpu/online for 20 tokens"
+
+
+def test_setting_threads_tells_tvm_the_pool_size() -> None:
+    code = (
+        "import os; from agentsim.engines.mlc.tvm_api import tvm_api; "
+        "tvm_api('cpu').set_threads(2); print(os.environ['TVM_NUM_THREADS'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "2"

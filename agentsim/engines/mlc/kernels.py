@@ -58,7 +58,7 @@ def matmul_func(
     """``y[n, G, lanes] = x[n, K] @ W.T``; ``tokens`` None means a symbolic token count.
 
     CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_prefetch`` for
-    Q4_0/Q4_1/Q8_0 in groups of 64 rows, else ``_gemv_block_scaled`` (or, with
+    the block formats in groups of 64 rows, else ``_gemv_block_scaled`` (or, with
     ``block_scaled=False``, dequantises inside the vectorised inner loop). Prefill
     dequantises a group's ``[K, lanes]`` panel once for all tokens (``dequant_per_group``)
     and accumulates ``tile`` tokens x ``lanes`` rows in registers (``local_acc``; ``tile``

@@ -103,8 +103,17 @@ class TvmApi:
         self.global_func = self.ffi.get_global_func
 
     def set_threads(self, threads: int) -> None:
-        """Size the runtime's thread pool (the env var counts only before its first use)."""
+        """Size the runtime's thread pool (the env var counts only before its first use).
+
+        Also sets ``TVM_NUM_THREADS``: every parallel loop of a kernel asks TVM's
+        ``MaxConcurrency()``, which without that variable (or ``OMP_NUM_THREADS``) calls
+        ``std::thread::hardware_concurrency()`` — glibc opens and reads
+        ``/sys/devices/system/cpu/online`` each time, ~180 times per SmolLM2 token (one run
+        here: 150 against 190 tok/s at one thread) — and takes half the cores it finds as
+        the pool's size, so on a 2-core machine a 2-thread runtime ran on one.
+        """
         if threads > 0:
+            os.environ["TVM_NUM_THREADS"] = str(threads)
             self.global_func("runtime.config_threadpool")(_SHARE_ALL_CORES, threads)
 
     def load_module(self, path: Path) -> Any:
