@@ -49,21 +49,22 @@ def _target() -> Any:
     return make_target("llvm", None, 2)
 
 
-def _build(layout: QuantLayout) -> Any:
+def _build(layout: QuantLayout, tile_rows: int | None = None) -> Any:
     import tvm
 
     from agentsim.engines.mlc.kernels import embed_func, matmul_func
 
-    funcs = {
-        "gemv": matmul_func(layout, 1),
-        "gemm": matmul_func(layout, None),
-        "embed": embed_func(layout),
-    }
+    with _target():  # the register tiles this host's builds get (compile_model does the same)
+        funcs = {
+            "gemv": matmul_func(layout, 1),
+            "gemm": matmul_func(layout, None, lane_chunk=tile_rows),
+            "embed": embed_func(layout),
+        }
     mod = tvm.IRModule({k: f.with_attr("global_symbol", k) for k, f in funcs.items()})
     return tvm.compile(mod, target=_target())
 
 
-def _check_kernels(qtype: str, rows: int, seed: int) -> None:
+def _check_kernels(qtype: str, rows: int, seed: int, tile_rows: int | None = None) -> None:
     import tvm
 
     data, dense = _gguf_tensor(qtype, rows, COLS, seed)
@@ -73,7 +74,7 @@ def _check_kernels(qtype: str, rows: int, seed: int) -> None:
     assert [n for n, _, _ in layout.params()] == list(planes)
     for (_, shape, dtype), arr in zip(layout.params(), planes.values(), strict=True):
         assert (arr.shape, str(arr.dtype)) == (shape, dtype)
-    lib = _build(layout)
+    lib = _build(layout, tile_rows)
     args = [tvm.runtime.tensor(a) for a in planes.values()]
     rng = np.random.default_rng(seed + 1)
     scale = float(np.abs(dense).max())
@@ -105,6 +106,13 @@ def test_kernels_in_groups_of_64_rows(qtype: str, rows: int) -> None:
     # groups of 64 lanes: gemv_prefetch's one-token kernels; 3 groups leave most of its
     # TASKS empty, 9 split unevenly among them
     _check_kernels(qtype, rows, seed=5 + rows)
+
+
+@pytest.mark.parametrize("tile_rows", [16, 64])
+@pytest.mark.parametrize("qtype", ["Q4_1", "Q8_0", "Q4_K", "Q6_K"])
+def test_prefill_register_tiles_of_16_and_64_rows(qtype: str, tile_rows: int) -> None:
+    # AVX2 hosts tile a 64-row group 16 rows at a time, AVX-512 ones all 64: both, anywhere
+    _check_kernels(qtype, 192, seed=3 + tile_rows, tile_rows=tile_rows)
 
 
 @pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q5_0", "IQ4_XS"])
@@ -176,3 +184,76 @@ def test_cuda_kernels_and_model_build(tmp_path: Path) -> None:
     gguf_path = write_tiny_gguf(tmp_path / "mixed.gguf", TINY["llama-kquants-mixed"])
     build_artifact(gguf_path, tmp_path / "art", "cuda", None)
     assert (tmp_path / "art" / "model.so").stat().st_size > 0
+
+
+def _avx2_target() -> Any:
+    from tvm.target import codegen
+
+    from agentsim.engines.mlc.compile import make_target
+
+    host = make_target("llvm", None, 2)
+    if not codegen.target_has_features("avx2", host):
+        pytest.skip("the host CPU has no AVX2")
+    # the AVX2 kernel's own target even on an AVX-512 host (which would not pick it)
+    return make_target("llvm", "znver3" if "znver" in str(host) else "haswell", 2)
+
+
+def test_avx2_q4_1_gemv_is_exact_for_extreme_levels_and_activations() -> None:
+    """The integer kernel (``gemv_avx2``) against float64 sums: every level 15 or 0 (the
+    16-bit partial sums' worst case), blocks of x at the digits' extremes, an all-zero
+    block, magnitudes from 1e-30 to 1e30 within one row."""
+    import tvm
+
+    from agentsim.engines.mlc import gemv_avx2
+
+    rows, cols = 192, 512
+    target = _avx2_target()
+    layout = QuantLayout("q4_1", rows, cols)
+    with target:
+        assert gemv_avx2.supports(layout)
+        lib = tvm.compile(
+            tvm.IRModule({"f": gemv_avx2.gemv(layout).with_attr("global_symbol", "f")}),
+            target=target,
+        )
+    rng = np.random.default_rng(7)
+    data, dense = _gguf_tensor("Q4_1", rows, cols, 7)
+    per_row, quant = gguf_rows(data, "Q4_1", (cols, rows))
+    raw = per_row.reshape(rows, -1, 20).copy()
+    raw[: rows // 3, :, 4:] = 0xFF  # every level 15
+    raw[rows // 3 : rows // 2, :, 4:] = 0x00  # every level 0: only m * sum(x)
+    per_row = raw.reshape(rows, -1)
+    dense = np.asarray(gguf.quants.dequantize(per_row, gguf.GGMLQuantizationType.Q4_1))
+    dense = dense.reshape(rows, cols).astype(np.float64)
+    args = [tvm.runtime.tensor(a) for a in repack(per_row, quant, cols).values()]
+    xs = [
+        np.full(cols, -1.0),  # every X = -2**20: the top digit's extreme
+        np.tile(np.r_[np.ones(16), -np.ones(16)], cols // 32),
+        rng.standard_normal(cols) * 10.0 ** rng.uniform(-30, 30, cols),
+        np.r_[np.zeros(32), rng.standard_normal(cols - 32)],
+        rng.integers(-64, 65, cols) * (2.0**-20) + rng.choice([-1.0, 1.0], cols),
+    ]
+    for i, x in enumerate(xs):
+        x32 = x.astype(np.float32)[None]
+        y = tvm.runtime.tensor(np.zeros((1, layout.groups, 64), np.float32))
+        lib["f"](tvm.runtime.tensor(x32), *args, y)
+        got = y.numpy().reshape(rows).astype(np.float64)
+        want = dense @ x32[0].astype(np.float64)
+        # per row, against the row's sum of |products| (the scale its float32 sum works at)
+        bound = 1e-5 * (np.abs(dense) @ np.abs(x32[0].astype(np.float64))) + 1e-30
+        assert np.all(np.abs(got - want) <= bound), f"x #{i}: {np.abs(got - want).max()}"
+
+
+def test_q4_1_decode_uses_the_avx2_kernel_on_an_avx2_cpu() -> None:
+    from tvm.target import codegen
+
+    from agentsim.engines.mlc.compile import make_target
+    from agentsim.engines.mlc.kernels import matmul_func
+
+    layout = QuantLayout("q4_1", 576, 576)
+    with _avx2_target():
+        assert "maddubs" not in str(matmul_func(layout, 32).script())  # prefill stays float
+        assert "pmadd.ub.sw" in str(matmul_func(layout, 1).script())
+    host = make_target("llvm", None, 2)
+    if codegen.target_has_features("avx512f", host):
+        with host:  # AVX-512 keeps the float kernel, which reads at memory speed there
+            assert "pmadd.ub.sw" not in str(matmul_func(layout, 1).script())

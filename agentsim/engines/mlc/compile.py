@@ -48,8 +48,9 @@ def compile_model(
     ``fast_attention`` swaps TVM's reference CPU attention kernels for ``attention.py``'s.
     """
     t0 = time.perf_counter()
-    model = build_model(cfg, target)
-    mod, named_params = model.export_tvm(spec=model.spec())
+    with target:  # kernels pick their register tiles by the target's vector registers
+        model = build_model(cfg, target)
+        mod, named_params = model.export_tvm(spec=model.spec())
     h_kv, h_q, d, cap = cfg.num_kv_heads, cfg.num_heads, cfg.head_dim, cfg.attn_softcap
     if cap and not (target.kind.name == "llvm" and fast_attention):
         raise EngineUnavailable(

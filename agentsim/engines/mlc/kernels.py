@@ -16,7 +16,7 @@ from typing import Any
 from tvm import te, tirx
 from tvm.s_tir import Schedule
 
-from agentsim.engines.mlc import gemv_prefetch
+from agentsim.engines.mlc import gemv_avx2, gemv_prefetch
 from agentsim.engines.mlc.dequant import Dequant
 from agentsim.engines.mlc.quants import BLOCK, FORMATS, QuantLayout, lanes_for
 
@@ -36,6 +36,12 @@ QUANTS = tuple(FORMATS)
 #: vectors + lanes/16 weight vectors + 1 broadcast must fit AVX-512's 32 registers
 #: (measured: 6 x 64 lanes runs 2.2x faster than 8 x 64, which spills).
 TOKEN_TILES = {64: 6, 32: 12}
+#: the same for AVX2's 16 registers of 8 floats, by rows per tile: a 6-token tile of a
+#: 64-row group would need 48 registers, so the group goes 16 rows at a time (5 x 2 + 2 + 1;
+#: Zen 3, SmolLM2 prefill at 1 thread, in-process A/B against 6 x 64: 2.0x at 100 tokens,
+#: 1.7x at 1000; 4 x 16 the same, 12 x 8 and 2 x 32 10-30% slower).
+AVX2_TILES = {16: 5}
+AVX2_ROWS = 16
 TOKEN_TILE = 8
 #: GPU GEMV thread block: rows x reduction threads per row.
 GPU_ROWS, GPU_SPLIT_K = 32, 8
@@ -52,29 +58,34 @@ def matmul_func(
     *,
     block_scaled: bool = True,
     tile: int | None = None,
+    lane_chunk: int | None = None,
     local_acc: bool = True,
     dequant_per_group: bool = True,
 ) -> Any:
     """``y[n, G, lanes] = x[n, K] @ W.T``; ``tokens`` None means a symbolic token count.
 
-    CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_prefetch`` for
-    the block formats in groups of 64 rows, else ``_gemv_block_scaled`` (or, with
+    CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_avx2`` for Q4_1
+    on an AVX2 CPU without AVX-512, ``gemv_prefetch`` for the other block formats in groups
+    of 64 rows, else ``_gemv_block_scaled`` (or, with
     ``block_scaled=False``, dequantises inside the vectorised inner loop). Prefill
     dequantises a group's ``[K, lanes]`` panel once for all tokens (``dequant_per_group``)
-    and accumulates ``tile`` tokens x ``lanes`` rows in registers (``local_acc``; ``tile``
-    defaults by lanes, ``TOKEN_TILES``).
+    and accumulates ``tile`` tokens x ``lane_chunk`` rows in registers (``local_acc``;
+    both default by the target's vector registers, ``prefill_tile``).
     The keyword knobs exist for A/B measurements. GPU targets get ``_gpu_matmul``
     (``y[n, rows]``), which dlight schedules.
     """
     if target_kind != "llvm":
         return _gpu_matmul(layout, tokens)
+    if block_scaled and tokens == 1 and gemv_avx2.supports(layout):
+        return gemv_avx2.gemv(layout)
     if block_scaled and tokens == 1 and gemv_prefetch.supports(layout):
         return gemv_prefetch.gemv(layout)
     if block_scaled and tokens == 1 and not layout.format.is_float:
         return _gemv_block_scaled(layout)
     if tokens != 1:
-        tile = tile or TOKEN_TILES.get(layout.lanes, TOKEN_TILE)
-        return _gemm(layout, tokens, tile, local_acc, dequant_per_group)
+        chunk, default_tile = prefill_tile(layout.lanes, lane_chunk)
+        tile = tile or default_tile
+        return _gemm(layout, tokens, tile, local_acc, dequant_per_group, chunk)
     x = te.placeholder((1, layout.cols), "float32", name="x")
     bufs = _param_placeholders(layout)
     dq = Dequant(layout, bufs)
@@ -100,8 +111,34 @@ def matmul_func(
     return _private(sch.mod["main"])
 
 
+def prefill_tile(lanes: int, rows: int | None = None) -> tuple[int, int]:
+    """``(rows, tokens)`` of a prefill register tile of a group of ``lanes`` rows for the
+    current target (``tvm.target.Target.current``; ``rows`` forces the row count)."""
+    if rows is None and not _has_avx512():
+        rows = min(lanes, AVX2_ROWS)
+    if rows is not None and rows < lanes:
+        return rows, AVX2_TILES.get(rows, TOKEN_TILE)
+    return lanes, TOKEN_TILES.get(lanes, TOKEN_TILE)
+
+
+def _has_avx512() -> bool:
+    """True unless the current target is an x86 CPU without AVX-512 (no target: True, the
+    register tiles of earlier builds)."""
+    from tvm.target import Target, codegen
+
+    target = Target.current(allow_none=True)
+    if target is None or target.kind.name != "llvm":
+        return True
+    return bool(codegen.target_has_features("avx512f", target))
+
+
 def _gemm(
-    layout: QuantLayout, tokens: int | None, tile: int, local_acc: bool, dequant_per_group: bool
+    layout: QuantLayout,
+    tokens: int | None,
+    tile: int,
+    local_acc: bool,
+    dequant_per_group: bool,
+    chunk: int | None = None,
 ) -> Any:
     """Prefill matmul: tokens padded to whole ``tile``s, so that the inner loop carries no
     per-token bounds check and its ``tile x lanes`` accumulators stay in registers.
@@ -137,13 +174,15 @@ def _gemm(
     sch.parallel(xt)
     sch.vectorize(xk)
     t, g, j, ln, rkb, rkk = sch.get_loops(blk_p)
-    sch.reorder(g, t, rkb, rkk, j, ln)
+    chunk = chunk or ln_
+    lo, ln = sch.split(ln, [ln_ // chunk, chunk])
+    sch.reorder(g, t, lo, rkb, rkk, j, ln)
     sch.parallel(g)
     sch.compute_at(blk_w, g if dequant_per_group else rkb)
     sch.vectorize(sch.get_loops(blk_w)[-1])
     if local_acc:
         acc = sch.cache_write(blk_p, 0, "local")
-        sch.reverse_compute_at(acc, t)
+        sch.reverse_compute_at(acc, lo)
         sch.vectorize(sch.get_loops(acc)[-1])
     sch.unroll(j)
     sch.vectorize(ln)
