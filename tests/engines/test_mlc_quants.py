@@ -243,7 +243,7 @@ def test_avx2_q4_1_gemv_is_exact_for_extreme_levels_and_activations() -> None:
         assert np.all(np.abs(got - want) <= bound), f"x #{i}: {np.abs(got - want).max()}"
 
 
-def test_q4_1_decode_uses_the_avx2_kernel_on_an_avx2_cpu() -> None:
+def test_q4_1_and_q8_0_decode_use_the_avx2_kernels_on_an_avx2_cpu() -> None:
     from tvm.target import codegen
 
     from agentsim.engines.mlc.compile import make_target
@@ -251,8 +251,10 @@ def test_q4_1_decode_uses_the_avx2_kernel_on_an_avx2_cpu() -> None:
 
     layout = QuantLayout("q4_1", 576, 576)
     with _avx2_target():
-        assert "maddubs" not in str(matmul_func(layout, 32).script())  # prefill stays float
+        assert "pmadd.ub.sw" not in str(matmul_func(layout, 32).script())  # prefill: float
         assert "pmadd.ub.sw" in str(matmul_func(layout, 1).script())
+        q8 = str(matmul_func(QuantLayout("q8_0", 576, 576), 1).script())
+        assert 'T.Cast("float32x8", qs[' in q8  # gemv_avx2's Q8_0 order, 8 rows per FMA
     host = make_target("llvm", None, 2)
     if codegen.target_has_features("avx512f", host):
         with host:  # AVX-512 keeps the float kernel, which reads at memory speed there

@@ -1,5 +1,5 @@
 # mypy: disable-error-code="valid-type,untyped-decorator"
-"""One-token matmul of Q4_1 matrices through AVX2's byte dot product, kept exact.
+"""One-token matmuls for AVX2 CPUs: Q4_1 through the byte dot product (kept exact), Q8_0.
 
 On a CPU without AVX-512 the float GEMV (``gemv_prefetch.gemv_any``) is bound by compute,
 not memory: per 8 weights it zero-extends, masks, converts and multiplies (Zen 3, one
@@ -18,6 +18,12 @@ thread: SmolLM2's Q4_1 matrices at ~6 GB/s against ~13 GB/s of read bandwidth). 
 
 Rows go 32 at a time (six 16-bit accumulators and their operands fit AVX2's 16 registers);
 each block's weights are prefetched ``AHEAD`` blocks ahead, as in ``gemv_prefetch``.
+
+Q8_0 (the LM heads) stays in floats: with signed 8-bit weights no AVX2 integer product
+beats the float one exactly (``vpmaddubsw`` needs an unsigned operand, and the 16-bit sums
+of 8-bit weights would have to be widened after every column pair). Its kernel here only
+orders the work for 16 registers (see ``_q8_0``): SmolLM2's 49152x576 head 1.3x faster
+from memory, decode +7-9% (Zen 3, in-process A/B).
 """
 
 from __future__ import annotations
@@ -38,9 +44,9 @@ X_SCALE = float(2**20)
 
 
 def supports(layout: QuantLayout) -> bool:
-    """Q4_1 in groups of 64 rows, for a current target (``tvm.target.Target.current``) that
-    has AVX2 but not AVX-512 (there the float kernel already reads at memory speed)."""
-    if layout.quant != "q4_1" or layout.lanes != 64:
+    """Q4_1 or Q8_0 in groups of 64 rows, for a current target (``Target.current``) that
+    has AVX2 but not AVX-512 (there the other kernels already read at memory speed)."""
+    if layout.quant not in ("q4_1", "q8_0") or layout.lanes != 64:
         return False
     from tvm.target import Target, codegen
 
@@ -82,7 +88,59 @@ def _maddubs(a: Any, b: Any) -> Any:
 
 
 def gemv(layout: QuantLayout) -> Any:
-    """``y[1, G, 64] = x[1, K] @ W.T`` for a Q4_1 ``layout`` in groups of 64 rows."""
+    """``y[1, G, 64] = x[1, K] @ W.T`` for a layout this module ``supports``."""
+    if layout.quant == "q8_0":
+        return _q8_0(layout.groups, layout.blocks, layout.cols)
+    return _q4_1(layout)
+
+
+def _q8_0(g_: int, kb_: int, cols: int) -> Any:
+    """Q8_0 in floats, as ``gemv_prefetch._q8_0`` but ordered for 16 registers: per column
+    one broadcast of ``x`` and 8 independent FMAs, one per 8 rows (the AVX-512 order, two
+    chains of 16 columns per 16 rows, left LLVM two dependent FMA chains per 8 rows here,
+    and spills)."""
+    ahead, tasks = AHEAD, TASKS
+
+    @T.prim_func(private=True)
+    def gemv_q8_0_avx2(
+        x: T.Buffer((1, cols), "float32"),
+        qs: T.Buffer((g_, kb_, 32, 64), "int8"),
+        d: T.Buffer((g_, kb_, 64), "float16"),
+        y: T.Buffer((1, g_, 64), "float32"),
+    ) -> None:
+        T.func_attr({"tirx.noalias": True})
+        qf = T.decl_buffer((g_ * kb_ * 2048,), "int8", data=qs.data)
+        df = T.decl_buffer((g_ * kb_ * 64,), "float16", data=d.data)
+        for task in T.parallel(tasks):
+            acc = T.decl_buffer((64,), "float32", scope="global")
+            t = T.decl_buffer((64,), "float32", scope="global")
+            for g in T.serial(task * g_ // tasks, (task + 1) * g_ // tasks):
+                for v in T.unroll(8):
+                    acc[T.ramp(v * 8, 1, 8)] = T.broadcast(T.float32(0), 8)
+                for kb in T.serial(kb_):
+                    nxt = g * kb_ + kb + ahead
+                    _prefetch(qf, nxt * 2048, 32)
+                    _prefetch(df, nxt * 64, 2)
+                    for v in T.unroll(8):
+                        t[T.ramp(v * 8, 1, 8)] = T.broadcast(T.float32(0), 8)
+                    for j in T.serial(32):
+                        for v in T.unroll(8):
+                            t[T.ramp(v * 8, 1, 8)] = t[T.ramp(v * 8, 1, 8)] + T.broadcast(
+                                x[0, kb * 32 + j], 8
+                            ) * T.Cast("float32x8", qs[g, kb, j, T.ramp(v * 8, 1, 8)])
+                    for v in T.unroll(8):
+                        acc[T.ramp(v * 8, 1, 8)] = (
+                            acc[T.ramp(v * 8, 1, 8)]
+                            + T.Cast("float32x8", d[g, kb, T.ramp(v * 8, 1, 8)])
+                            * t[T.ramp(v * 8, 1, 8)]
+                        )
+                for v in T.unroll(8):
+                    y[0, g, T.ramp(v * 8, 1, 8)] = acc[T.ramp(v * 8, 1, 8)]
+
+    return gemv_q8_0_avx2
+
+
+def _q4_1(layout: QuantLayout) -> Any:
     g_, kb_, cols = layout.groups, layout.blocks, layout.cols
     tasks, ahead = TASKS, AHEAD
 
