@@ -43,19 +43,23 @@ TASKS = 8
 X_SCALE = float(2**20)
 
 
-def supports(layout: QuantLayout) -> bool:
-    """Q4_1 or Q8_0 in groups of 64 rows, for a current target (``Target.current``) that
-    has AVX2 but not AVX-512 (there the other kernels already read at memory speed)."""
-    if layout.quant not in ("q4_1", "q8_0") or layout.lanes != 64:
-        return False
+def current_cpu_has(feature: str) -> bool | None:
+    """Whether the current target (``tvm.target.Target.current``) has an LLVM CPU
+    ``feature``; None when there is no current target or it is not a CPU."""
     from tvm.target import Target, codegen
 
     target = Target.current(allow_none=True)
     if target is None or target.kind.name != "llvm":
+        return None
+    return bool(codegen.target_has_features(feature, target))
+
+
+def supports(layout: QuantLayout) -> bool:
+    """Q4_1 or Q8_0 in groups of 64 rows, for a current target that has AVX2 but not
+    AVX-512 (there the other kernels already read at memory speed)."""
+    if layout.quant not in ("q4_1", "q8_0") or layout.lanes != 64:
         return False
-    return bool(codegen.target_has_features("avx2", target)) and not bool(
-        codegen.target_has_features("avx512f", target)
-    )
+    return bool(current_cpu_has("avx2")) and not current_cpu_has("avx512f")
 
 
 def _unpack(lo: Any, hi: Any, upper: int) -> Any:
@@ -73,7 +77,7 @@ def _widen(v: Any, part: int) -> Any:
     return T.Cast("int32x8", T.Shuffle([v], list(range(part * 8, part * 8 + 8))))
 
 
-def k_u(k: int, u: int) -> int:
+def _k_u(k: int, u: int) -> int:
     """Accumulator of digit ``k``, unpack half ``u``."""
     return k * 2 + u
 
@@ -150,9 +154,9 @@ def _q4_1(layout: QuantLayout) -> Any:
     ) -> None:
         # rows h*32 + p*16 + u*8 + (0..7): digit sums combined exactly, converted, scaled
         s32 = (
-            _widen(a16[k_u(0, u), T.ramp(0, 1, 16)], p)
-            + T.shift_left(_widen(a16[k_u(1, u), T.ramp(0, 1, 16)], p), T.broadcast(7, 8))
-            + T.shift_left(_widen(a16[k_u(2, u), T.ramp(0, 1, 16)], p), T.broadcast(14, 8))
+            _widen(a16[_k_u(0, u), T.ramp(0, 1, 16)], p)
+            + T.shift_left(_widen(a16[_k_u(1, u), T.ramp(0, 1, 16)], p), T.broadcast(7, 8))
+            + T.shift_left(_widen(a16[_k_u(2, u), T.ramp(0, 1, 16)], p), T.broadcast(14, 8))
         )
         acc[T.ramp(h * 32 + p * 16 + u * 8, 1, 8)] = (
             acc[T.ramp(h * 32 + p * 16 + u * 8, 1, 8)]

@@ -65,8 +65,8 @@ def matmul_func(
     """``y[n, G, lanes] = x[n, K] @ W.T``; ``tokens`` None means a symbolic token count.
 
     CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_avx2`` for Q4_1
-    on an AVX2 CPU without AVX-512, ``gemv_prefetch`` for the other block formats in groups
-    of 64 rows, else ``_gemv_block_scaled`` (or, with
+    and Q8_0 on an AVX2 CPU without AVX-512, ``gemv_prefetch`` for the other block formats
+    in groups of 64 rows, else ``_gemv_block_scaled`` (or, with
     ``block_scaled=False``, dequantises inside the vectorised inner loop). Prefill
     dequantises a group's ``[K, lanes]`` panel once for all tokens (``dequant_per_group``)
     and accumulates ``tile`` tokens x ``lane_chunk`` rows in registers (``local_acc``;
@@ -122,14 +122,10 @@ def prefill_tile(lanes: int, rows: int | None = None) -> tuple[int, int]:
 
 
 def _has_avx512() -> bool:
-    """True unless the current target is an x86 CPU without AVX-512 (no target: True, the
-    register tiles of earlier builds)."""
-    from tvm.target import Target, codegen
-
-    target = Target.current(allow_none=True)
-    if target is None or target.kind.name != "llvm":
-        return True
-    return bool(codegen.target_has_features("avx512f", target))
+    """False when the current target is a CPU without AVX-512 (any non-x86 one too); with no
+    current target True, the register tiles of earlier builds."""
+    has = gemv_avx2.current_cpu_has("avx512f")
+    return True if has is None else has
 
 
 def _gemm(
