@@ -198,41 +198,62 @@ def _avx2_target() -> Any:
     return make_target("llvm", "znver3" if "znver" in str(host) else "haswell", 2)
 
 
-def test_avx2_q4_1_gemv_is_exact_for_extreme_levels_and_activations() -> None:
-    """The integer kernel (``gemv_avx2``) against float64 sums: every level 15 or 0 (the
-    16-bit partial sums' worst case), blocks of x at the digits' extremes, an all-zero
-    block, magnitudes from 1e-30 to 1e30 within one row."""
-    import tvm
+def _vnni_target() -> Any:
+    from tvm.target import codegen
 
-    from agentsim.engines.mlc import gemv_avx2
+    from agentsim.engines.mlc.compile import make_target
 
-    rows, cols = 192, 512
-    target = _avx2_target()
-    layout = QuantLayout("q4_1", rows, cols)
-    with target:
-        assert gemv_avx2.supports(layout)
-        lib = tvm.compile(
-            tvm.IRModule({"f": gemv_avx2.gemv(layout).with_attr("global_symbol", "f")}),
-            target=target,
-        )
-    rng = np.random.default_rng(7)
-    data, dense = _gguf_tensor("Q4_1", rows, cols, 7)
-    per_row, quant = gguf_rows(data, "Q4_1", (cols, rows))
-    raw = per_row.reshape(rows, -1, 20).copy()
-    raw[: rows // 3, :, 4:] = 0xFF  # every level 15
-    raw[rows // 3 : rows // 2, :, 4:] = 0x00  # every level 0: only m * sum(x)
-    per_row = raw.reshape(rows, -1)
-    dense = np.asarray(gguf.quants.dequantize(per_row, gguf.GGMLQuantizationType.Q4_1))
-    dense = dense.reshape(rows, cols).astype(np.float64)
-    args = [tvm.runtime.tensor(a) for a in repack(per_row, quant, cols).values()]
-    xs = [
+    host = make_target("llvm", None, 2)
+    if not codegen.target_has_features("avx512vnni", host):
+        pytest.skip("the host CPU has no AVX-512 VNNI")
+    return host
+
+
+def _extreme_xs(cols: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return [
         np.full(cols, -1.0),  # every X = -2**20: the top digit's extreme
         np.tile(np.r_[np.ones(16), -np.ones(16)], cols // 32),
         rng.standard_normal(cols) * 10.0 ** rng.uniform(-30, 30, cols),
         np.r_[np.zeros(32), rng.standard_normal(cols - 32)],
         rng.integers(-64, 65, cols) * (2.0**-20) + rng.choice([-1.0, 1.0], cols),
     ]
-    for i, x in enumerate(xs):
+
+
+@pytest.mark.parametrize(
+    ("kernel", "qtype"), [("avx2", "Q4_1"), ("vnni", "Q4_1"), ("vnni", "Q8_0")]
+)
+def test_integer_gemv_is_exact_for_extreme_levels_and_activations(kernel: str, qtype: str) -> None:
+    """The integer kernels (``gemv_avx2``, ``gemv_vnni``) against float64 sums: every
+    level at its largest or smallest (the integer partial sums' worst cases: Q4_1 15 / 0,
+    Q8_0 127 / -128), blocks of x at the digits' extremes, an all-zero block, magnitudes
+    from 1e-30 to 1e30 within one row."""
+    import importlib
+
+    import tvm
+
+    module = importlib.import_module(f"agentsim.engines.mlc.gemv_{kernel}")
+    rows, cols = 192, 512
+    target = _avx2_target() if kernel == "avx2" else _vnni_target()
+    layout = QuantLayout(qtype.lower(), rows, cols)
+    with target:
+        assert module.supports(layout)
+        lib = tvm.compile(
+            tvm.IRModule({"f": module.gemv(layout).with_attr("global_symbol", "f")}),
+            target=target,
+        )
+    rng = np.random.default_rng(7)
+    data, dense = _gguf_tensor(qtype, rows, cols, 7)
+    per_row, quant = gguf_rows(data, qtype, (cols, rows))
+    head, size = (4, 20) if qtype == "Q4_1" else (2, 34)  # scale bytes, block bytes
+    top, bottom = (0xFF, 0x00) if qtype == "Q4_1" else (0x7F, 0x80)
+    raw = per_row.reshape(rows, -1, size).copy()
+    raw[: rows // 3, :, head:] = top
+    raw[rows // 3 : rows // 2, :, head:] = bottom
+    per_row = raw.reshape(rows, -1)
+    dense = np.asarray(gguf.quants.dequantize(per_row, getattr(gguf.GGMLQuantizationType, qtype)))
+    dense = dense.reshape(rows, cols).astype(np.float64)
+    args = [tvm.runtime.tensor(a) for a in repack(per_row, quant, cols).values()]
+    for i, x in enumerate(_extreme_xs(cols, rng)):
         x32 = x.astype(np.float32)[None]
         y = tvm.runtime.tensor(np.zeros((1, layout.groups, 64), np.float32))
         lib["f"](tvm.runtime.tensor(x32), *args, y)
@@ -259,3 +280,15 @@ def test_q4_1_and_q8_0_decode_use_the_avx2_kernels_on_an_avx2_cpu() -> None:
     if codegen.target_has_features("avx512f", host):
         with host:  # AVX-512 keeps the float kernel, which reads at memory speed there
             assert "pmadd.ub.sw" not in str(matmul_func(layout, 1).script())
+
+
+def test_q4_1_and_q8_0_decode_use_vpdpbusd_on_an_avx512_vnni_cpu() -> None:
+    from agentsim.engines.mlc.kernels import matmul_func
+
+    with _vnni_target():
+        for quant in ("q4_1", "q8_0"):
+            layout = QuantLayout(quant, 576, 576)
+            assert "vpdpbusd" in str(matmul_func(layout, 1).script())
+            assert "vpdpbusd" not in str(matmul_func(layout, 32).script())  # prefill: float
+        # the other block formats keep the float kernels
+        assert "vpdpbusd" not in str(matmul_func(QuantLayout("q4_0", 576, 576), 1).script())

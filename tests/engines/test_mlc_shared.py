@@ -71,3 +71,63 @@ def test_shared_weights_give_the_same_logits_as_a_private_copy(
     ids = list(range(3, 40))
     assert np.array_equal(shared.prefill(ids), own.prefill(ids))
     assert np.array_equal(shared.decode(7), own.decode(7))
+
+
+def _pmd_mapped_kb(path: Path) -> int:
+    """kB of ``path``'s mappings in this process that are mapped 2 MiB at a time."""
+    smaps = Path("/proc/self/smaps").read_text().split("\n")
+    total, inside = 0, False
+    for line in smaps:
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("FilePmdMapped:"):
+            total += int(head[1])
+    return total
+
+
+def _huge_file_folios_work(tmp_path: Path) -> bool:
+    """Whether this kernel and file system give a cold file mapped with MADV_HUGEPAGE 2 MiB
+    folios at all (written, written back and dropped here by hand, not by the code under test)."""
+    import ctypes
+    import mmap as mmap_mod
+    import os
+
+    probe = tmp_path / "probe.bin"
+    with probe.open("wb") as f:
+        f.write(os.urandom(8 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    with probe.open("rb") as f:
+        m = mmap_mod.mmap(f.fileno(), 0, prot=mmap_mod.PROT_READ)
+    try:
+        m.madvise(mmap_mod.MADV_HUGEPAGE)
+        view = np.frombuffer(m, np.uint8)
+        int(view[::4096].sum())
+        kb = _pmd_mapped_kb(probe)
+        del view
+    except (OSError, AttributeError, ctypes.ArgumentError):
+        kb = 0
+    finally:
+        m.close()
+    return kb > 0
+
+
+def test_saved_weights_are_mapped_through_huge_pages(tmp_path: Path) -> None:
+    """``save_weights`` leaves the file out of the page cache and ``map_weights`` asks for
+    huge pages, so the first mapping faults the weights in 2 MiB folios (not the small
+    ones the writes leave behind), which every later mapping shares."""
+    if not Path("/proc/self/smaps").exists() or not _huge_file_folios_work(tmp_path):
+        pytest.skip("this kernel or file system maps no file through 2 MiB pages")
+    from agentsim.engines.mlc.model_files import map_weights, save_weights
+
+    rng = np.random.default_rng(0)
+    arrays = {f"w{i}": rng.integers(0, 255, 3 << 20, dtype=np.uint8) for i in range(8)}
+    path = tmp_path / WEIGHTS_FILE
+    save_weights(path, arrays)
+    weights = map_weights(path)
+    assert int(weights[::4096].sum()) > 0  # touch every page
+    mapped = _pmd_mapped_kb(path) << 10
+    # everything but the unaligned tail is mapped 2 MiB at a time
+    assert mapped >= (weights.nbytes // (2 << 20) - 1) * (2 << 20), (mapped, weights.nbytes)

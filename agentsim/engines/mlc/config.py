@@ -12,7 +12,7 @@ from typing import Any
 from agentsim.engines.mlc.quants import SUPPORTED_GGUF_TYPES
 
 #: bump when the artifact format or the generated code changes: it is part of the cache key.
-ENGINE_SOURCE_VERSION = "15"
+ENGINE_SOURCE_VERSION = "16"
 
 #: KV capacity when ``options.context_length`` is not set: the model's own, up to this
 #: (a 128k-context model would otherwise reserve gigabytes of KV cache per agent)

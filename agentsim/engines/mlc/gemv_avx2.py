@@ -62,6 +62,27 @@ def supports(layout: QuantLayout) -> bool:
     return bool(current_cpu_has("avx2")) and not current_cpu_has("avx512f")
 
 
+@T.macro
+def digits(x: Any, kb: Any, xi: Any, xs: Any) -> None:
+    """Block ``kb`` of ``x`` as integers: ``xi[1 + k, j]`` the digit ``k`` of column ``j``'s
+    ``X``, ``xs[kb]`` = (s, sum(x)). Shared with ``gemv_vnni``."""
+    st = T.decl_buffer((3,), "float32", scope="global")  # max|x|, 1/s, sum
+    st[0] = T.float32(0)
+    st[2] = T.float32(0)
+    for j in T.serial(32):
+        st[0] = T.max(st[0], T.fabs(x[0, kb * 32 + j]))
+        st[2] = st[2] + x[0, kb * 32 + j]
+    st[1] = T.if_then_else(st[0] > T.float32(0), T.float32(X_SCALE) / st[0], T.float32(0))
+    xs[kb, 0] = st[0] * T.float32(1.0 / X_SCALE)
+    xs[kb, 1] = st[2]
+    for j in T.vectorized(32):
+        xi[0, j] = T.Cast("int32", T.round(x[0, kb * 32 + j] * st[1]))
+        xi[1, j] = T.bitwise_and(xi[0, j] + 64, 127) - 64
+        xi[0, j] = T.shift_right(xi[0, j] - xi[1, j], 7)
+        xi[2, j] = T.bitwise_and(xi[0, j] + 64, 127) - 64
+        xi[3, j] = T.shift_right(xi[0, j] - xi[2, j], 7)
+
+
 def _unpack(lo: Any, hi: Any, upper: int) -> Any:
     # vpunpck{l,h}bw: within each 128-bit lane, byte i of ``lo`` next to byte i of ``hi``.
     # Lanes of the result: rows upper*8 + (0..7) (low 128 bits), 16 + upper*8 + (0..7).
@@ -183,22 +204,8 @@ def _q4_1(layout: QuantLayout) -> Any:
         xw = T.alloc_buffer((kb_, 3, 16), "int16", scope="global")
         xs = T.alloc_buffer((kb_, 2), "float32", scope="global")
         for kb in T.serial(kb_):
-            st = T.decl_buffer((3,), "float32", scope="global")  # max|x|, 1/s, sum
             xi = T.decl_buffer((4, 32), "int32", scope="global")  # X, then its digits
-            st[0] = T.float32(0)
-            st[2] = T.float32(0)
-            for j in T.serial(32):
-                st[0] = T.max(st[0], T.fabs(x[0, kb * 32 + j]))
-                st[2] = st[2] + x[0, kb * 32 + j]
-            st[1] = T.if_then_else(st[0] > T.float32(0), T.float32(X_SCALE) / st[0], T.float32(0))
-            xs[kb, 0] = st[0] * T.float32(1.0 / X_SCALE)
-            xs[kb, 1] = st[2]
-            for j in T.vectorized(32):
-                xi[0, j] = T.Cast("int32", T.round(x[0, kb * 32 + j] * st[1]))
-                xi[1, j] = T.bitwise_and(xi[0, j] + 64, 127) - 64
-                xi[0, j] = T.shift_right(xi[0, j] - xi[1, j], 7)
-                xi[2, j] = T.bitwise_and(xi[0, j] + 64, 127) - 64
-                xi[3, j] = T.shift_right(xi[0, j] - xi[2, j], 7)
+            digits(x, kb, xi, xs)
             for k in T.unroll(3):
                 for j in T.vectorized(16):
                     xw[kb, k, j] = T.Cast(

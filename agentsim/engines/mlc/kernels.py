@@ -16,7 +16,7 @@ from typing import Any
 from tvm import te, tirx
 from tvm.s_tir import Schedule
 
-from agentsim.engines.mlc import gemv_avx2, gemv_prefetch
+from agentsim.engines.mlc import gemv_avx2, gemv_prefetch, gemv_vnni
 from agentsim.engines.mlc.dequant import Dequant
 from agentsim.engines.mlc.quants import BLOCK, FORMATS, QuantLayout, lanes_for
 
@@ -64,8 +64,9 @@ def matmul_func(
 ) -> Any:
     """``y[n, G, lanes] = x[n, K] @ W.T``; ``tokens`` None means a symbolic token count.
 
-    CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_avx2`` for Q4_1
-    and Q8_0 on an AVX2 CPU without AVX-512, ``gemv_prefetch`` for the other block formats
+    CPU schedule: parallel over row groups. Decode (1 token) uses ``gemv_vnni`` for Q4_1
+    and Q8_0 on an AVX-512 VNNI CPU, ``gemv_avx2`` for them on an AVX2 CPU without
+    AVX-512, ``gemv_prefetch`` for the other block formats
     in groups of 64 rows, else ``_gemv_block_scaled`` (or, with
     ``block_scaled=False``, dequantises inside the vectorised inner loop). Prefill
     dequantises a group's ``[K, lanes]`` panel once for all tokens (``dequant_per_group``)
@@ -76,6 +77,8 @@ def matmul_func(
     """
     if target_kind != "llvm":
         return _gpu_matmul(layout, tokens)
+    if block_scaled and tokens == 1 and gemv_vnni.supports(layout):
+        return gemv_vnni.gemv(layout)
     if block_scaled and tokens == 1 and gemv_avx2.supports(layout):
         return gemv_avx2.gemv(layout)
     if block_scaled and tokens == 1 and gemv_prefetch.supports(layout):
